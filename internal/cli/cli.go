@@ -1,0 +1,132 @@
+// Package cli implements sipwall's subcommands: flag parsing, output (human
+// tables and --json) and exit statuses. Each subcommand lives in a file of its
+// own and is listed in the commands table below.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Exit statuses shared by all subcommands.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and found a problem (or failed at run time)
+	exitUsage   = 2 // bad input: flags, arguments, policy file
+)
+
+// env is what a subcommand may touch: its arguments and standard streams.
+type env struct {
+	ctx    context.Context
+	args   []string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	summary string
+	run     func(e *env) int
+}
+
+// commands lists every subcommand. Each run function lives in the file named
+// after the subcommand.
+var commands = map[string]command{
+	"compile": {"print the ruleset compiled from the policy", runCompile},
+	"check":   {"validate and lint the policy", runCheck},
+	"init":    {"write a commented policy for this host", runInit},
+	"audit":   {"check the PBX host's configuration against the policy", runAudit},
+	"guard":   {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
+}
+
+// Main runs sipwall with args (without the program name) and returns the exit status.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sipwall: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	return cmd.run(&env{ctx: ctx, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: sipwall COMMAND [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'sipwall COMMAND -h' for a command's flags.")
+}
+
+// newFlags returns a flag set for a subcommand that reports errors on e.stderr.
+func newFlags(e *env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: sipwall %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses e.args; it returns false (and the exit status to use)
+// when parsing failed or help was asked for.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(interleave(fs, args)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// interleave moves flags that follow positional arguments in front of them,
+// so "sipwall replay a.pcap --json" works like "sipwall replay --json a.pcap".
+func interleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		}
+	}
+	return append(flags, pos...)
+}
