@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/policy"
+	"github.com/sipwall/sipwall/internal/render/iptables"
+	"github.com/sipwall/sipwall/internal/render/nft"
+)
+
+func runCompile(e *env) int {
+	fs := newFlags(e, "compile", "[-c FILE] [--backend iptables|nftables] [--profile sipwall|article] [-o DIR] [--force]")
+	file := fs.String("c", policy.DefaultPath, "policy `file`")
+	backendName := fs.String("backend", "iptables", "ruleset `backend`: iptables or nftables")
+	profile := fs.String("profile", "sipwall", "sipwall, or article for the article's own ruleset")
+	outDir := fs.String("o", "", "write the ruleset files into `dir` instead of stdout")
+	force := fs.Bool("force", false, "compile even when the policy has lint errors (such as an SSH lockout)")
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sipwall compile: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	backend, err := compile.ParseBackend(*backendName)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall compile: --backend: %v\n", err)
+		return exitUsage
+	}
+	p, ok := loadPolicy(e, *file)
+	if !ok {
+		return exitUsage
+	}
+	findings := p.Lint(hostFacts())
+	for _, f := range findings {
+		if f.Severity == policy.SevError {
+			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
+		}
+	}
+	if policy.HasErrors(findings) && !*force {
+		fmt.Fprintln(e.stderr, "sipwall compile: refusing to compile a policy with errors (see above; --force overrides)")
+		return exitFailure
+	}
+	rs, err := compilePolicy(e.ctx, p, backend, *profile)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+		return exitUsage
+	}
+	files := map[string]string{}
+	var order []string
+	switch backend {
+	case compile.IPTables:
+		out, err := iptables.Render(rs)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+			return exitFailure
+		}
+		order = []string{"rules.v4", "rules.v6", "ipsets"}
+		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
+	case compile.NFTables:
+		out, err := nft.Render(rs)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+			return exitFailure
+		}
+		order = []string{"sipwall.nft"}
+		files["sipwall.nft"] = out
+	}
+	for _, n := range rs.Notes {
+		fmt.Fprintf(e.stderr, "note: %s\n", n)
+	}
+	if *outDir != "" {
+		if err := writeFiles(*outDir, order, files); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+			return exitFailure
+		}
+		for _, n := range order {
+			if files[n] != "" {
+				fmt.Fprintf(e.stderr, "wrote %s\n", filepath.Join(*outDir, n))
+			}
+		}
+		return exitOK
+	}
+	if len(order) == 1 {
+		fmt.Fprint(e.stdout, files[order[0]])
+		return exitOK
+	}
+	for _, n := range order {
+		if files[n] == "" {
+			continue
+		}
+		fmt.Fprintf(e.stdout, "### %s (%s)\n%s\n", n, loaders[n], files[n])
+	}
+	return exitOK
+}
+
+var loaders = map[string]string{
+	"rules.v4": "iptables-restore", "rules.v6": "ip6tables-restore", "ipsets": "ipset restore; load it first",
+}
+
+// writeFiles writes every non-empty file atomically (temporary file, fsync,
+// rename) after all were rendered, so a failure leaves old files in place.
+func writeFiles(dir string, order []string, files map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	for _, n := range order {
+		if files[n] == "" {
+			continue
+		}
+		if err := writeAtomic(filepath.Join(dir, n), []byte(files[n]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAtomic replaces path with data: temp file, fsync, rename.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

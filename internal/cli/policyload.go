@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/policy"
+)
+
+// loadPolicy loads the policy file, printing every problem on stderr.
+func loadPolicy(e *env, path string) (*policy.Policy, bool) {
+	p, err := policy.LoadFile(path)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(e.stderr, "sipwall: %s\n", line)
+		}
+		return nil, false
+	}
+	return p, true
+}
+
+// hostFacts reads what lint needs to know about this host.
+func hostFacts() policy.HostFacts {
+	var h policy.HostFacts
+	if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6"); err == nil {
+		h.IPv6 = strings.TrimSpace(string(b)) == "0"
+	}
+	h.SSHServerPort = sshServerPort(os.Getenv("SSH_CONNECTION"))
+	return h
+}
+
+// sshServerPort extracts the server port from SSH_CONNECTION
+// ("client_ip client_port server_ip server_port").
+func sshServerPort(conn string) int {
+	f := strings.Fields(conn)
+	if len(f) != 4 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[3])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// resolveHosts resolves the policy's trusted DNS names.
+func resolveHosts(ctx context.Context, p *policy.Policy) (map[string][]netip.Addr, error) {
+	out := map[string][]netip.Addr{}
+	for i, h := range p.Trusted.Hosts {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := net.DefaultResolver.LookupNetIP(cctx, "ip", h.Name)
+		cancel()
+		if err != nil || len(addrs) == 0 {
+			key := fmt.Sprintf("trusted.hosts[%d].name", i)
+			return nil, &policy.Error{File: p.Source, Line: p.Line(key), Key: key, Msg: fmt.Sprintf("cannot resolve %q: %v", h.Name, err)}
+		}
+		for _, a := range addrs {
+			if a.Unmap().Is6() && !p.IPv6 {
+				continue
+			}
+			out[h.Name] = append(out[h.Name], a.Unmap())
+		}
+	}
+	return out, nil
+}
+
+// compilePolicy compiles p for a backend and profile.
+func compilePolicy(ctx context.Context, p *policy.Policy, backend compile.Backend, profile string) (*ir.Ruleset, error) {
+	switch profile {
+	case "article":
+		if backend != compile.IPTables {
+			return nil, fmt.Errorf("the article profile is an iptables ruleset (xt_recent, xt_string): use --backend iptables")
+		}
+		return compile.Article(p)
+	case "sipwall", "":
+		resolved, err := resolveHosts(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		return compile.Compile(p, compile.Options{Backend: backend, Resolved: resolved})
+	}
+	return nil, fmt.Errorf("unknown profile %q (sipwall or article)", profile)
+}

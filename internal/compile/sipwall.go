@@ -1,0 +1,377 @@
+package compile
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/policy"
+)
+
+// raw builds the chains that run before conntrack: bans, scanner signatures,
+// the knock and the per-source method rate limits.
+func (c *compiler) raw() {
+	p := c.p
+	pre := c.chain(ir.Raw, ChainRawPre, ir.Prerouting, ir.VAccept)
+	for _, ifc := range p.Interfaces.Public {
+		appendRules(pre, rule("public interface "+ifc, ir.JumpTo(ChainRawPublic), ir.InIface{Name: ifc}))
+	}
+	pub := c.chain(ir.Raw, ChainRawPublic, "", ir.Verdict{})
+	appendRules(pub,
+		rule("banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}),
+		rule("banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
+	if len(p.SIP.UDPPorts) > 0 {
+		appendRules(pub, rule("SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
+	}
+	if tcp := p.SIPTCPPorts(); len(tcp) > 0 {
+		appendRules(pub, rule("SIP over TCP and TLS", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(tcp)}))
+	}
+
+	sip := c.chain(ir.Raw, ChainRawSIP, "", ir.Verdict{})
+	if c.nft() {
+		c.inspectHook(sip)
+	} else {
+		for _, s := range p.SIP.Scanners.Signatures {
+			appendRules(sip, rule("scanner signature "+s.Match, ir.JumpTo(ChainScanner),
+				ir.String{Pattern: s.Match, IgnoreCase: s.IgnoreCase, To: 65535}))
+		}
+		c.knock(sip)
+	}
+	c.methodLimit(sip, "REGISTER", p.SIP.RateLimits.Register)
+	c.methodLimit(sip, "INVITE", p.SIP.RateLimits.Invite)
+
+	scan := c.chain(ir.Raw, ChainScanner, "", ir.Verdict{})
+	appendRules(scan,
+		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetScanners}}, Comment: "remember the scanner"},
+		rule("drop the scanner's packet", ir.VDrop))
+}
+
+// knock admits a source whose SIP packet carries a secret hostname (or an
+// allowed user-agent): the article's NEWSIP chain, on ipsets.
+func (c *compiler) knock(ch *ir.Chain) {
+	var keys []policy.Signature
+	switch c.p.SIP.Mode {
+	case policy.ModeHostname:
+		for _, h := range c.p.SIP.Hostnames {
+			keys = append(keys, policy.Signature{Match: h, IgnoreCase: true})
+		}
+	case policy.ModeUserAgent:
+		for _, ua := range c.p.SIP.UserAgents {
+			keys = append(keys, policy.Signature{Match: ua, IgnoreCase: true})
+		}
+	default:
+		return
+	}
+	add := ir.AddToSet{Set: SetAdmitted}
+	if c.p.SIP.AdmitFor.Duration > 0 {
+		appendRules(ch, &ir.Rule{Matches: []ir.Match{ir.InSet{Set: SetAdmitted}}, Stmts: []ir.Stmt{add}, Comment: "admitted: refresh"})
+	}
+	for _, k := range keys {
+		appendRules(ch, &ir.Rule{
+			Matches: []ir.Match{ir.InSet{Set: SetAdmitted, Neg: true}, ir.String{Pattern: k.Match, IgnoreCase: k.IgnoreCase, To: 65535}},
+			Stmts:   []ir.Stmt{add},
+			Comment: "knock: " + k.Match,
+		})
+	}
+}
+
+// inspectHook is the nftables stand-in for string matching: SIP packets of
+// sources that are neither admitted nor trusted go to the userspace
+// inspector, which feeds the admitted and scanners sets.
+func (c *compiler) inspectHook(ch *ir.Chain) {
+	ms := []ir.Match{}
+	if c.knocks() {
+		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true}, ir.InSet{Set: SetAllowed, Neg: true}, ir.InSet{Set: SetTrusted, Neg: true})
+	}
+	appendRules(ch, &ir.Rule{Matches: ms, Stmts: []ir.Stmt{ir.NFLog{Group: InspectGroup, Prefix: "sipwall-inspect"}}, Comment: "to the SIP inspector (sipwall guard)"})
+}
+
+// methodLimit drops a source's requests of method beyond the rate, counting
+// only requests whose request line starts the UDP or TCP payload.
+func (c *compiler) methodLimit(ch *ir.Chain, method string, r policy.Rate) {
+	if r.Count == 0 {
+		return
+	}
+	needle := method + " sip:"
+	over := ir.SourceRateOver{Name: "sipwall-" + lower(method), Rate: r.Count, Per: r.Per.Duration, Burst: r.Count, Size: c.p.Lists.Capacity}
+	comment := fmt.Sprintf("%s over %d per %s", method, r.Count, seconds(r.Per.Duration))
+	if c.nft() {
+		appendRules(ch, rule(comment, ir.VDrop, ir.Payload{Offset: 0, Bytes: needle}, over))
+		return
+	}
+	// xt_string offsets count from the network header: the payload of UDP
+	// starts right after the (option-less) IP header; TCP's header is 20 to
+	// 60 bytes long, so the window covers every possible start of its payload.
+	n := uint16(len(needle))
+	for _, f := range []struct {
+		fam   ir.Family
+		ip    uint16
+		proto uint8
+		min   uint16
+		max   uint16
+	}{
+		{ir.IPv4, 20, ir.ProtoUDP, 8, 8}, {ir.IPv4, 20, ir.ProtoTCP, 20, 60},
+		{ir.IPv6, 40, ir.ProtoUDP, 8, 8}, {ir.IPv6, 40, ir.ProtoTCP, 20, 60},
+	} {
+		if !c.rs.Families.Has(f.fam) {
+			continue
+		}
+		from := f.ip + f.min
+		appendRules(ch, fam(f.fam, rule(comment, ir.VDrop, ir.Proto{Proto: f.proto},
+			ir.String{Pattern: needle, From: from, To: f.ip + f.max + n}, over)))
+	}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if 'A' <= ch && ch <= 'Z' {
+			b[i] = ch + 32
+		}
+	}
+	return string(b)
+}
+
+// filter builds the chains that run after conntrack: the article's INPUT,
+// ICMPALL, IPSPF, DPTS, RLMSET and ASIP chains.
+func (c *compiler) filter() {
+	p := c.p
+	in := c.chain(ir.Filter, ChainInput, ir.Input, verdictOf(p.Defaults.Input))
+	knocks := c.knocks()
+	sipTCP := ports(p.SIPTCPPorts())
+	sipUDP := ports(p.SIP.UDPPorts)
+	rtp := ports(p.SIP.RTPPorts)
+	if knocks && len(sipTCP) > 0 {
+		for _, ifc := range p.Interfaces.Public {
+			appendRules(in, rule("TCP SIP: no data before the knock", ir.JumpTo(ChainTCPKnock),
+				ir.InIface{Name: ifc}, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: sipTCP}, ir.CTState{States: ir.CTEstablished | ir.CTRelated}))
+		}
+	}
+	appendRules(in,
+		rule("invalid state", ir.VDrop, ir.CTState{States: ir.CTInvalid}),
+		rule("established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
+		rule("loopback", ir.VAccept, ir.InIface{Name: "lo"}),
+		rule("caught by a trap port", ir.JumpTo(ChainTrapBan), ir.InSet{Set: SetTrapped}),
+		fam(ir.IPv4, rule("ICMP", ir.JumpTo(ChainICMP), ir.Proto{Proto: ir.ProtoICMP})))
+	if c.rs.Families.Has(ir.IPv6) {
+		appendRules(in, fam(ir.IPv6, rule("ICMPv6", ir.JumpTo(ChainICMPv6), ir.Proto{Proto: ir.ProtoICMPv6})))
+	}
+	if p.DHCP {
+		appendRules(in, fam(ir.IPv4, rule("DHCP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
+			ir.SPort{Ports: []ir.PortRange{{From: 67, To: 68}}}, ir.DPort{Ports: []ir.PortRange{{From: 67, To: 68}}})))
+		if c.rs.Families.Has(ir.IPv6) {
+			appendRules(in, fam(ir.IPv6, rule("DHCPv6 client", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
+				ir.SPort{Ports: []ir.PortRange{{From: 547, To: 547}}}, ir.DPort{Ports: []ir.PortRange{{From: 546, To: 546}}})))
+		}
+	}
+	appendRules(in, c.srcRules(c.trustAll, false, "trusted network", ir.VAccept)...)
+	if len(sipUDP)+len(rtp) > 0 {
+		appendRules(in, c.srcRules(c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: append(append([]ir.PortRange(nil), sipUDP...), rtp...)})...)
+	}
+	if len(sipTCP) > 0 {
+		appendRules(in, c.srcRules(c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: sipTCP})...)
+	}
+	for _, ifc := range p.Interfaces.Public {
+		appendRules(in, rule("anti-spoofing on "+ifc, ir.JumpTo(ChainSpoof), ir.InIface{Name: ifc}))
+	}
+	if len(p.SSH.Ports) > 0 {
+		appendRules(in, rule("SSH", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.SSH.Ports)}))
+	}
+	if len(p.Extra.TCP) > 0 {
+		appendRules(in, rule("accepted TCP services", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.Extra.TCP)}))
+	}
+	if len(p.Extra.UDP) > 0 {
+		appendRules(in, rule("accepted UDP services", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.Extra.UDP)}))
+	}
+	if len(p.Traps.Ports) > 0 {
+		appendRules(in, rule("trap ports", ir.JumpTo(ChainTraps)))
+	}
+	appendRules(in, rule("SIP and RTP", ir.JumpTo(ChainSIPIn)))
+	if p.Log.Drops.Count > 0 {
+		appendRules(in, &ir.Rule{Matches: []ir.Match{ir.Limit{Rate: p.Log.Drops.Count, Per: p.Log.Drops.Per.Duration, Burst: 5}},
+			Stmts: []ir.Stmt{ir.Log{Prefix: p.Log.Prefix}}, Comment: "log what is dropped"})
+	}
+
+	if knocks && len(sipTCP) > 0 {
+		k := c.chain(ir.Filter, ChainTCPKnock, "", ir.Verdict{})
+		appendRules(k,
+			rule("admitted", ir.VReturn, ir.InSet{Set: SetAdmitted}),
+			rule("allowed", ir.VReturn, ir.InSet{Set: SetAllowed}),
+			rule("trusted", ir.VReturn, ir.InSet{Set: SetTrusted}),
+			rule("no knock yet", ir.VDrop))
+	}
+	ban := c.chain(ir.Filter, ChainTrapBan, "", ir.Verdict{})
+	appendRules(ban,
+		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetTrapped}}, Comment: "ban from every port (refreshed while it keeps trying)"},
+		rule("drop", ir.VDrop))
+
+	c.icmp()
+	c.spoof()
+	c.traps()
+	c.sipIn(sipUDP, sipTCP, rtp)
+
+	if p.Defaults.Forward != "accept" {
+		c.chain(ir.Filter, ChainForward, ir.Forward, verdictOf(p.Defaults.Forward))
+	}
+	if p.Defaults.Output != "accept" {
+		out := c.chain(ir.Filter, ChainOutput, ir.Output, verdictOf(p.Defaults.Output))
+		appendRules(out,
+			rule("established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
+			rule("SSH replies", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.SPort{Ports: ports(p.SSH.Ports)}))
+	}
+}
+
+func verdictOf(s string) ir.Verdict {
+	if s == "accept" {
+		return ir.VAccept
+	}
+	return ir.VDrop
+}
+
+func (c *compiler) icmp() {
+	ch := c.chain(ir.Filter, ChainICMP, "", ir.Verdict{})
+	if c.p.ICMP.DropFragments {
+		appendRules(ch, fam(ir.IPv4, rule("fragmented ICMP", ir.VDrop, ir.Fragment{})))
+	}
+	for _, t := range c.p.ICMP.Types {
+		appendRules(ch, fam(ir.IPv4, rule(fmt.Sprintf("ICMP type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMP}, ir.ICMPType{Type: uint8(t)})))
+	}
+	appendRules(ch, fam(ir.IPv4, rule("other ICMP", ir.VDrop)))
+	if !c.rs.Families.Has(ir.IPv6) {
+		return
+	}
+	ch6 := c.chain(ir.Filter, ChainICMPv6, "", ir.Verdict{})
+	types := map[int]bool{}
+	for _, t := range IPv6NeededICMP {
+		types[t] = true
+	}
+	for _, t := range c.p.ICMP.IPv6Types {
+		types[t] = true
+	}
+	sorted := make([]int, 0, len(types))
+	for t := range types {
+		sorted = append(sorted, t)
+	}
+	sort.Ints(sorted)
+	for _, t := range sorted {
+		appendRules(ch6, fam(ir.IPv6, rule(fmt.Sprintf("ICMPv6 type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMPv6}, ir.ICMPType{Type: uint8(t)})))
+	}
+	appendRules(ch6, fam(ir.IPv6, rule("other ICMPv6", ir.VDrop)))
+}
+
+// badFlags are the article's seven bad TCP flag combinations (mask, value).
+var badFlags = []struct {
+	name       string
+	mask, comp uint8
+}{
+	{"no flags", ir.ALL, 0},
+	{"all flags", ir.ALL, ir.ALL},
+	{"FIN,URG,PSH", ir.ALL, ir.FIN | ir.URG | ir.PSH},
+	{"SYN,RST,ACK,FIN,URG", ir.ALL, ir.SYN | ir.RST | ir.ACK | ir.FIN | ir.URG},
+	{"SYN,RST", ir.SYN | ir.RST, ir.SYN | ir.RST},
+	{"SYN,FIN", ir.SYN | ir.FIN, ir.SYN | ir.FIN},
+	{"FIN alone", ir.ALL, ir.FIN},
+}
+
+func (c *compiler) spoof() {
+	p := c.p
+	ch := c.chain(ir.Filter, ChainSpoof, "", ir.Verdict{})
+	appendRules(ch, c.srcRules(p.Bogons(), false, "bogon source", ir.VDrop)...)
+	var dsts []policy.Prefix = p.Spoofing.BadDestinations
+	appendRules(ch, c.srcRules(prefixes(dsts), true, "broadcast, multicast or loopback destination", ir.VDrop)...)
+	tcp := ir.Proto{Proto: ir.ProtoTCP}
+	if p.Spoofing.BadTCPFlags {
+		for _, f := range badFlags {
+			appendRules(ch, rule("bad TCP flags: "+f.name, ir.VDrop, tcp, ir.TCPFlags{Mask: f.mask, Comp: f.comp}))
+		}
+	}
+	if p.Spoofing.SynAckReset {
+		appendRules(ch, rule("new SYN,ACK: someone spoofs our address", ir.Verdict{Kind: ir.RejectTCPReset}, tcp,
+			ir.TCPFlags{Mask: ir.SYN | ir.ACK, Comp: ir.SYN | ir.ACK}, ir.CTState{States: ir.CTNew}))
+	}
+	syn := ir.TCPFlags{Mask: ir.FIN | ir.SYN | ir.RST | ir.ACK, Comp: ir.SYN}
+	if p.Spoofing.NewWithoutSyn {
+		notSyn := syn
+		notSyn.Neg = true
+		appendRules(ch, rule("new TCP without SYN", ir.VDrop, tcp, notSyn, ir.CTState{States: ir.CTNew}))
+	}
+	if p.Spoofing.EmptyUDP {
+		appendRules(ch, fam(ir.IPv4, rule("empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 28})))
+		if c.rs.Families.Has(ir.IPv6) {
+			appendRules(ch, fam(ir.IPv6, rule("empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 48})))
+		}
+	}
+	if r := p.Spoofing.SynRate; r.Count > 0 {
+		appendRules(ch, rule(fmt.Sprintf("over %d new TCP connections per %s", r.Count, seconds(r.Per.Duration)), ir.VDrop, tcp, syn,
+			ir.SourceRateOver{Name: "sipwall-syn", Rate: r.Count, Per: r.Per.Duration, Burst: r.Count, Size: p.Lists.Capacity}))
+	}
+}
+
+func (c *compiler) traps() {
+	if len(c.p.Traps.Ports) == 0 {
+		return
+	}
+	ch := c.chain(ir.Filter, ChainTraps, "", ir.Verdict{})
+	for _, t := range c.p.Traps.Ports {
+		m := []ir.Match{ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: []ir.PortRange{{From: uint16(t.Port), To: uint16(t.Port)}}}}
+		switch t.Action {
+		case policy.TrapBan:
+			appendRules(ch, rule(fmt.Sprintf("trap port %d: ban for %s", t.Port, c.p.Traps.BanFor), ir.JumpTo(ChainTrapBan), m...))
+		case policy.TrapDrop:
+			appendRules(ch, rule(fmt.Sprintf("port %d: drop", t.Port), ir.VDrop, m...))
+		case policy.TrapAccept:
+			appendRules(ch, rule(fmt.Sprintf("port %d: accept", t.Port), ir.VAccept, m...))
+		}
+	}
+}
+
+// sipIn is the article's ASIP chain.
+func (c *compiler) sipIn(sipUDP, sipTCP, rtp []ir.PortRange) {
+	ch := c.chain(ir.Filter, ChainSIPIn, "", ir.Verdict{})
+	udp, tcp := ir.Proto{Proto: ir.ProtoUDP}, ir.Proto{Proto: ir.ProtoTCP}
+	if len(sipTCP) > 0 {
+		comment := "SIP over TCP"
+		if c.knocks() {
+			comment = "TCP handshake: data waits for the knock"
+		}
+		appendRules(ch, rule(comment, ir.VAccept, tcp, ir.DPort{Ports: sipTCP}))
+	}
+	if len(sipUDP) > 0 {
+		if c.knocks() {
+			appendRules(ch,
+				rule("SIP from admitted sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAdmitted}),
+				rule("SIP from allowed sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowed}),
+				rule("SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
+		} else {
+			appendRules(ch, rule("SIP over UDP", ir.VAccept, udp, ir.DPort{Ports: sipUDP}))
+		}
+	}
+	if len(rtp) > 0 {
+		appendRules(ch, rule("RTP", ir.VAccept, udp, ir.DPort{Ports: rtp}))
+	}
+}
+
+// notes say plainly what is enforced where.
+func (c *compiler) notes() {
+	add := func(format string, args ...any) { c.rs.Notes = append(c.rs.Notes, fmt.Sprintf(format, args...)) }
+	p := c.p
+	if c.nft() {
+		switch p.SIP.Mode {
+		case policy.ModeHostname, policy.ModeUserAgent:
+			add("nftables cannot search packets for text: the %s knock and the scanner signatures are checked by `sipwall guard`, which reads SIP packets of unknown sources from nflog group %d and fills the admitted and scanners sets. Until guard runs, only sources in the allowed set and trusted networks reach SIP over UDP, and TCP SIP carries no data from others.", p.SIP.Mode, InspectGroup)
+		default:
+			add("nftables cannot search packets for text: scanner signatures are checked by `sipwall guard` (nflog group %d); without it, scanners are not recognised by their user-agent.", InspectGroup)
+		}
+		add("REGISTER and INVITE limits: enforced in the kernel, on the first bytes of the UDP or TCP payload (the request line).")
+	} else {
+		add("Scanner signatures, the %s knock and the REGISTER/INVITE limits: enforced in the kernel (xt_string in the raw table).", p.SIP.Mode)
+		add("Request-line limits count a method only where its request line starts the payload (UDP: right after an option-less IP header; TCP: within the 20-60 byte header window).")
+	}
+	if len(p.SIP.TLSPorts) > 0 && c.knocks() && p.SIP.Mode == policy.ModeHostname {
+		add("TLS ports: the knock is the hostname in the TLS ClientHello (SNI); signatures and method limits cannot see inside TLS.")
+	}
+	add("Per-source rates are token buckets: N per period, at most N at once; lists hold up to %d entries and never evict a live one.", p.Lists.Capacity)
+	if !p.IPv6 {
+		add("IPv6 is left alone by this policy (ipv6: false).")
+	}
+}

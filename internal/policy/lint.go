@@ -1,0 +1,166 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Severity of a lint finding.
+type Severity string
+
+// Severities, from blocking to informative.
+const (
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+	SevInfo    Severity = "info"
+)
+
+// Finding is one lint result.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	File     string   `json:"file"`
+	Line     int      `json:"line,omitempty"`
+	Key      string   `json:"key"`
+	Message  string   `json:"message"`
+}
+
+func (f Finding) String() string {
+	loc := f.File
+	if f.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", f.File, f.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s: %s", loc, f.Severity, f.Key, f.Message)
+}
+
+// HostFacts are what lint knows about the host it runs on.
+type HostFacts struct {
+	// IPv6 is true when the host has IPv6 enabled.
+	IPv6 bool
+	// SSHServerPort is the server port of the SSH session lint runs in
+	// (from SSH_CONNECTION), 0 when not in an SSH session.
+	SSHServerPort int
+}
+
+// KnownUserAgents are user-agents and server names of real phones and PBXs
+// that a scanner signature must not match.
+var KnownUserAgents = []string{
+	"eyeBeam release 1011d stamp 40820", "X-Lite release 5.8.3", "Zoiper rv2.10.20.4", "Zoiper 5",
+	"Linphone/5.0.0 (belle-sip/5.0.0)", "MicroSIP/3.21.3", "Bria 6 release 6.5.2", "Yealink SIP-T46S 66.86.0.15",
+	"Grandstream GXP2170 1.0.11.6", "PolycomVVX-VVX_410-UA/5.9.5", "Cisco-SIPGateway/IOS-15.x", "snom D785/10.1.54.13",
+	"Asterisk PBX 20.5.0", "FPBX-16.0.40(18.15.0)", "FreePBX", "kamailio (5.6.3 (x86_64/linux))",
+	"OpenSIPS (3.4.2 (x86_64/linux))", "FreeSWITCH-mod_sofia/1.10.10", "Ooma", "Fanvil X4U 2.12.1",
+	"Gigaset N510 IP PRO/42.250", "Obihai/R OBi202-3.2.2", "CSipSimple_", "Jitsi", "Acrobits Softphone",
+	"3CXPhone 6.0", "Blink 5.1.7", "Telephone 1.5", "Counterpath", "AVM FRITZ!Box",
+}
+
+// Lint reports what a valid policy may still get wrong. Errors block compile
+// and apply unless forced; warnings and infos are advice.
+func (p *Policy) Lint(host HostFacts) []Finding {
+	var out []Finding
+	add := func(sev Severity, key, format string, args ...any) {
+		out = append(out, Finding{Severity: sev, File: p.Source, Line: p.lineOf(key), Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	scannersOnly := p.SIP.Mode == ModeScannersOnly
+	if len(p.SSH.Ports) == 0 && !scannersOnly && p.Defaults.Input == "drop" {
+		add(SevError, "ssh.ports", "no SSH port is admitted: applying this policy locks you out of the server (set ssh.ports, or use --force)")
+	}
+	if host.SSHServerPort != 0 && !scannersOnly && p.Defaults.Input == "drop" && !portIn(p.SSH.Ports, host.SSHServerPort) {
+		add(SevError, "ssh.ports", "this SSH session arrives on port %d, which the policy does not admit: it would be cut (add %d to ssh.ports, or use --force)", host.SSHServerPort, host.SSHServerPort)
+	}
+	for i, s := range p.SIP.Scanners.Signatures {
+		for _, ua := range KnownUserAgents {
+			if containsCase(ua, s.Match, s.IgnoreCase) {
+				add(SevWarning, fmt.Sprintf("sip.scanners.signatures[%d]", i), "%q also matches a real phone or PBX (%q): its users would be banned as scanners", s.Match, ua)
+				break
+			}
+		}
+		if len(s.Match) < 4 {
+			add(SevWarning, fmt.Sprintf("sip.scanners.signatures[%d]", i), "%q is so short that legitimate packets will contain it", s.Match)
+		}
+	}
+	for i, h := range p.SIP.Hostnames {
+		if p.SIP.Mode == ModeHostname && (!strings.Contains(strings.Trim(h, "."), ".") || len(h) < 8) {
+			add(SevWarning, fmt.Sprintf("sip.hostnames[%d]", i), "%q is easy to guess: the secret hostname is the key to the SIP ports, choose a long, random sub-domain", h)
+		}
+	}
+	if p.SIP.Mode == ModeUserAgent {
+		add(SevInfo, "sip.mode", "user-agent admission is weaker than the hostname knock: any scanner may claim an allowed user-agent")
+	}
+	out = append(out, p.lintOverlaps()...)
+	if host.IPv6 && !p.IPv6 {
+		add(SevWarning, "ipv6", "the host has IPv6 enabled but the policy leaves IPv6 alone: every IPv6 port is open to the world (set ipv6: true, or disable IPv6 in sysctl)")
+	}
+	return out
+}
+
+type service struct {
+	key   string
+	proto string
+	ports []Port
+}
+
+func (p *Policy) lintOverlaps() []Finding {
+	var out []Finding
+	var traps []Port
+	for _, t := range p.Traps.Ports {
+		traps = append(traps, Port{uint16(t.Port), uint16(t.Port)})
+	}
+	svcs := []service{
+		{"ssh.ports", "tcp", p.SSH.Ports},
+		{"sip.udp_ports", "udp", p.SIP.UDPPorts},
+		{"sip.tcp_ports", "tcp", p.SIPTCPPorts()},
+		{"sip.rtp_ports", "udp", p.SIP.RTPPorts},
+		{"traps.ports", "tcp", traps},
+		{"accept.tcp", "tcp", p.Extra.TCP},
+		{"accept.udp", "udp", p.Extra.UDP},
+	}
+	for i, a := range svcs {
+		for j := range a.ports {
+			for k := j + 1; k < len(a.ports); k++ {
+				if a.ports[j].Overlaps(a.ports[k]) {
+					out = append(out, Finding{SevWarning, p.Source, p.lineOf(a.key), a.key, fmt.Sprintf("%s and %s overlap", a.ports[j], a.ports[k])})
+				}
+			}
+		}
+		for _, b := range svcs[i+1:] {
+			if a.proto != b.proto {
+				continue
+			}
+			for _, pa := range a.ports {
+				for _, pb := range b.ports {
+					if pa.Overlaps(pb) {
+						out = append(out, Finding{SevWarning, p.Source, p.lineOf(b.key), b.key,
+							fmt.Sprintf("%s/%s overlaps %s %s: the first rule to match wins (%s)", b.proto, pb, a.key, pa, a.key)})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func portIn(ports []Port, n int) bool {
+	for _, p := range ports {
+		if int(p.From) <= n && n <= int(p.To) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsCase(s, sub string, icase bool) bool {
+	if icase {
+		return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+	}
+	return strings.Contains(s, sub)
+}
+
+// HasErrors reports whether any finding is an error.
+func HasErrors(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Severity == SevError {
+			return true
+		}
+	}
+	return false
+}

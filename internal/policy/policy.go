@@ -1,0 +1,195 @@
+// Package policy is sipwall's policy file: the YAML model, the defaults taken
+// from the article "Securing Your Asterisk VoIP Server with IPTables", a strict
+// loader whose errors name the file, line and key, and validation.
+//
+// An empty policy plus an SSH port and a secret hostname gives the article's
+// protection; every value the article hard-codes is a field here.
+package policy
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Admission modes for SIP (the article's scheme and its relaxed variants).
+const (
+	ModeHostname     = "hostname"      // admitted once a SIP packet carries a secret hostname
+	ModeUserAgent    = "user-agent"    // admitted by a user-agent allow-list
+	ModeOpen         = "open"          // everyone, minus scanners (the article's Option 2)
+	ModeScannersOnly = "scanners-only" // only the scanner protection, in front of another firewall (Option 1)
+)
+
+// Trap port actions.
+const (
+	TrapBan    = "ban"    // ban the source from every port for Traps.BanFor
+	TrapDrop   = "drop"   // drop silently
+	TrapAccept = "accept" // a service really runs there (mail, FTP, MySQL)
+)
+
+// Policy is the whole policy file.
+type Policy struct {
+	Interfaces Interfaces  `yaml:"interfaces"`
+	Defaults   Defaults    `yaml:"defaults"`
+	DHCP       bool        `yaml:"dhcp"`
+	IPv6       bool        `yaml:"ipv6"`
+	SSH        SSH         `yaml:"ssh"`
+	Trusted    Trusted     `yaml:"trusted"`
+	ICMP       ICMP        `yaml:"icmp"`
+	Spoofing   Spoofing    `yaml:"spoofing"`
+	Traps      Traps       `yaml:"traps"`
+	SIP        SIP         `yaml:"sip"`
+	Lists      Lists       `yaml:"lists"`
+	Log        Log         `yaml:"log"`
+	Extra      ExtraAccept `yaml:"accept"`
+
+	// Source is where the policy was read from ("" for the embedded default).
+	Source string `yaml:"-"`
+	// pos maps a key path ("sip.hostnames") to its line in Source.
+	pos map[string]int
+}
+
+// Interfaces names the host's interfaces.
+type Interfaces struct {
+	// Public interfaces, iptables-style names ("eth+" matches eth0, eth1…).
+	Public []string `yaml:"public"`
+}
+
+// Defaults are the base chain policies.
+type Defaults struct {
+	Input   string `yaml:"input"`
+	Forward string `yaml:"forward"`
+	Output  string `yaml:"output"`
+}
+
+// SSH is the SSH service to keep reachable.
+type SSH struct {
+	Ports []Port `yaml:"ports"`
+}
+
+// Trusted sources.
+type Trusted struct {
+	// All: everything is accepted from these networks.
+	All []Prefix `yaml:"all"`
+	// SIP: only the SIP and RTP ports are accepted from these networks.
+	SIP []Prefix `yaml:"sip"`
+	// Hosts with dynamic addresses, by DNS name, resolved when compiling.
+	Hosts []TrustedHost `yaml:"hosts"`
+}
+
+// TrustedHost is a host with a dynamic IP given by DNS name (the article's
+// Travelin' Man case).
+type TrustedHost struct {
+	Name   string `yaml:"name"`
+	Access string `yaml:"access"` // "all" or "sip"
+}
+
+// ICMP controls the ICMP allow-list.
+type ICMP struct {
+	Types         []int `yaml:"types"`
+	DropFragments bool  `yaml:"drop_fragments"`
+	// IPv6Types are ICMPv6 types accepted in addition to the ones IPv6 needs
+	// (which are always accepted).
+	IPv6Types []int `yaml:"ipv6_types"`
+}
+
+// Spoofing is the article's IPSPF chain.
+type Spoofing struct {
+	Bogons []Prefix `yaml:"bogons"`
+	// Exempt ranges are removed from Bogons (the server or its users live there).
+	Exempt          []Prefix `yaml:"exempt"`
+	BadDestinations []Prefix `yaml:"bad_destinations"`
+	BadTCPFlags     bool     `yaml:"bad_tcp_flags"`
+	SynAckReset     bool     `yaml:"syn_ack_reset"`
+	NewWithoutSyn   bool     `yaml:"new_without_syn"`
+	EmptyUDP        bool     `yaml:"empty_udp"`
+	SynRate         Rate     `yaml:"syn_rate"`
+}
+
+// Traps is the article's DPTS chain: ports no legitimate client uses.
+type Traps struct {
+	Ports  TrapPorts `yaml:"ports"`
+	BanFor Duration   `yaml:"ban_for"`
+}
+
+// TrapPort is one trap port and what hitting it does.
+type TrapPort struct {
+	Port   int    `yaml:"port"`
+	Action string `yaml:"action"`
+}
+
+// SIP is the SIP service and its admission scheme.
+type SIP struct {
+	Mode       string      `yaml:"mode"`
+	Hostnames  []string    `yaml:"hostnames"`
+	UserAgents []string    `yaml:"user_agents"`
+	UDPPorts   []Port      `yaml:"udp_ports"`
+	TCPPorts   []Port      `yaml:"tcp_ports"`
+	TLSPorts   []Port      `yaml:"tls_ports"`
+	RTPPorts   []Port      `yaml:"rtp_ports"`
+	AdmitFor   Duration    `yaml:"admit_for"`
+	Scanners   Scanners    `yaml:"scanners"`
+	RateLimits MethodRates `yaml:"rate_limits"`
+}
+
+// Scanners are the user-agent (and other) signatures of SIP scanners.
+type Scanners struct {
+	Signatures []Signature `yaml:"signatures"`
+	// BanFor is how long a scanner stays banned; 0 means forever (the article: until reboot).
+	BanFor Duration `yaml:"ban_for"`
+}
+
+// Signature is a string that marks a SIP packet as a scanner's.
+type Signature struct {
+	Match      string `yaml:"match"`
+	IgnoreCase bool   `yaml:"icase"`
+}
+
+// MethodRates limits SIP requests per source, counted on the request line.
+type MethodRates struct {
+	Register Rate `yaml:"register"`
+	Invite   Rate `yaml:"invite"`
+}
+
+// Rate is "Count events per Per"; Count 0 disables the limit.
+type Rate struct {
+	Count int      `yaml:"count"`
+	Per   Duration `yaml:"per"`
+}
+
+// Lists sizes the dynamic lists (admitted, scanners, trapped, banned).
+type Lists struct {
+	Capacity int `yaml:"capacity"`
+}
+
+// Log controls the logging of dropped packets.
+type Log struct {
+	Drops  Rate   `yaml:"drops"`
+	Prefix string `yaml:"prefix"`
+}
+
+// ExtraAccept opens additional services to everyone.
+type ExtraAccept struct {
+	TCP []Port `yaml:"tcp"`
+	UDP []Port `yaml:"udp"`
+}
+
+// Port is a port or an inclusive port range ("5060", "5060-5082", "5060:5082").
+type Port struct {
+	From, To uint16
+}
+
+// Prefix is an address or a network in CIDR notation.
+type Prefix struct {
+	netip.Prefix
+}
+
+// Duration is a duration ("10m", "1h", "7d"); "forever" and 0 mean no timeout.
+type Duration struct {
+	time.Duration
+}
+
+// Line returns the line of key path (e.g. "sip.hostnames" or "sip.hostnames[1]")
+// in the policy file, or 0 when unknown.
+func (p *Policy) Line(path string) int {
+	return p.pos[path]
+}

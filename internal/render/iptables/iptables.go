@@ -1,0 +1,422 @@
+// Package iptables renders a ruleset as input for iptables-restore,
+// ip6tables-restore and ipset restore: the files Debian's iptables-persistent
+// and ipset-persistent load at boot (rules.v4, rules.v6, ipsets).
+package iptables
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/ir"
+)
+
+// Output is a rendered ruleset.
+type Output struct {
+	V4     string // iptables-restore input
+	V6     string // ip6tables-restore input ("" when IPv6 is not protected)
+	IPSets string // ipset restore input ("" when no set is used)
+}
+
+// SetName is the ipset name of set name for family f.
+func SetName(name string, f ir.Family) string {
+	if f == ir.IPv6 {
+		return "sipwall-" + name + "6"
+	}
+	return "sipwall-" + name + "4"
+}
+
+// builtin is the iptables chain a hook attaches to.
+var builtin = map[ir.Hook]string{ir.Prerouting: "PREROUTING", ir.Input: "INPUT", ir.Forward: "FORWARD", ir.Output: "OUTPUT"}
+
+// Render renders rs.
+func Render(rs *ir.Ruleset) (*Output, error) {
+	out := &Output{}
+	var err error
+	if out.V4, err = renderFamily(rs, ir.IPv4); err != nil {
+		return nil, err
+	}
+	if rs.Families.Has(ir.IPv6) {
+		if out.V6, err = renderFamily(rs, ir.IPv6); err != nil {
+			return nil, err
+		}
+	}
+	out.IPSets = renderSets(rs)
+	return out, nil
+}
+
+func renderSets(rs *ir.Ruleset) string {
+	var b strings.Builder
+	for _, s := range rs.Sets {
+		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
+			if !s.Families.Has(f) || !rs.Families.Has(f) {
+				continue
+			}
+			family := "inet"
+			if f == ir.IPv6 {
+				family = "inet6"
+			}
+			// hash:net holds single addresses and networks alike, so a CIDR
+			// ban matches every address inside it.
+			fmt.Fprintf(&b, "create %s hash:net family %s hashsize 1024 maxelem %d timeout %d\n",
+				SetName(s.Name, f), family, s.Size, int(s.Timeout/time.Second))
+			for _, e := range s.Elements {
+				if e.Addr().Is4() == (f == ir.IPv4) {
+					fmt.Fprintf(&b, "add %s %s timeout 0\n", SetName(s.Name, f), e)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
+	var b strings.Builder
+	cmd := "iptables-restore"
+	if f == ir.IPv6 {
+		cmd = "ip6tables-restore"
+	}
+	fmt.Fprintf(&b, "# sipwall %s ruleset (%s): load with %s\n", rs.Profile, f, cmd)
+	for _, t := range []ir.Table{ir.Raw, ir.Filter} {
+		var chains []*ir.Chain
+		for _, c := range rs.Chains {
+			if c.Table == t {
+				chains = append(chains, c)
+			}
+		}
+		if len(chains) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "*%s\n", t)
+		// Built-in chains first, with their policies.
+		for _, h := range []ir.Hook{ir.Prerouting, ir.Input, ir.Forward, ir.Output} {
+			for _, c := range chains {
+				if c.Hook == h {
+					fmt.Fprintf(&b, ":%s %s [0:0]\n", builtin[h], policyName(c.Policy))
+				}
+			}
+		}
+		for _, c := range chains {
+			if !c.Builtin {
+				fmt.Fprintf(&b, ":%s - [0:0]\n", c.Name)
+			}
+		}
+		for _, c := range chains {
+			if c.Hook != "" && !c.Builtin {
+				fmt.Fprintf(&b, "-A %s -j %s\n", builtin[c.Hook], c.Name)
+			}
+		}
+		for _, c := range chains {
+			name := c.Name
+			if c.Builtin {
+				name = builtin[c.Hook]
+			}
+			for i, r := range c.Rules {
+				if !r.Fam().Has(f) {
+					continue
+				}
+				lines, err := renderRule(name, r, f)
+				if err != nil {
+					return "", fmt.Errorf("render iptables: chain %s rule %d (%s): %w", c.Name, i+1, r.Comment, err)
+				}
+				for _, l := range lines {
+					b.WriteString(l)
+					b.WriteByte('\n')
+				}
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String(), nil
+}
+
+func policyName(v ir.Verdict) string {
+	if v.Kind == ir.Drop {
+		return "DROP"
+	}
+	return "ACCEPT"
+}
+
+// renderRule renders one IR rule; a match on several prefixes becomes one
+// line per prefix, as iptables itself would expand "-s a,b".
+func renderRule(chain string, r *ir.Rule, f ir.Family) ([]string, error) {
+	var srcs, dsts []netip.Prefix
+	var parts []string
+	proto := uint8(0)
+	for _, m := range r.Matches {
+		if p, ok := m.(ir.Proto); ok {
+			proto = p.Proto
+		}
+	}
+	srcNeg, dstNeg := false, false
+	for _, m := range r.Matches {
+		switch m := m.(type) {
+		case ir.Src:
+			srcs, srcNeg = m.Prefixes, m.Neg
+			continue
+		case ir.Dst:
+			dsts, dstNeg = m.Prefixes, m.Neg
+			continue
+		}
+		s, err := renderMatch(m, f, proto)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, s)
+	}
+	if r.Comment != "" {
+		parts = append(parts, "-m comment --comment "+quote(r.Comment))
+	}
+	target, err := renderTarget(r, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) > 1 && len(dsts) > 1 {
+		return nil, fmt.Errorf("both source and destination lists")
+	}
+	addr := []string{""}
+	if len(srcs) > 0 {
+		addr = addrOpts("-s", srcs, srcNeg)
+	} else if len(dsts) > 0 {
+		addr = addrOpts("-d", dsts, dstNeg)
+	}
+	var out []string
+	for _, a := range addr {
+		fields := []string{"-A", chain}
+		if a != "" {
+			fields = append(fields, a)
+		}
+		fields = append(fields, parts...)
+		if target != "" {
+			fields = append(fields, target)
+		}
+		out = append(out, strings.Join(fields, " "))
+	}
+	return out, nil
+}
+
+func addrOpts(flag string, ps []netip.Prefix, neg bool) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		if neg {
+			out[i] = fmt.Sprintf("! %s %s", flag, p)
+		} else {
+			out[i] = fmt.Sprintf("%s %s", flag, p)
+		}
+	}
+	return out
+}
+
+func protoName(p uint8, f ir.Family) string {
+	switch p {
+	case ir.ProtoTCP:
+		return "tcp"
+	case ir.ProtoUDP:
+		return "udp"
+	case ir.ProtoICMP:
+		return "icmp"
+	case ir.ProtoICMPv6:
+		return "ipv6-icmp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func renderMatch(m ir.Match, f ir.Family, proto uint8) (string, error) {
+	switch m := m.(type) {
+	case ir.InIface:
+		return neg(m.Neg) + "-i " + m.Name, nil
+	case ir.Proto:
+		return "-p " + protoName(m.Proto, f), nil
+	case ir.DPort:
+		return portOpt("--dport", "--dports", m.Ports, proto)
+	case ir.SPort:
+		return portOpt("--sport", "--sports", m.Ports, proto)
+	case ir.TCPFlags:
+		return fmt.Sprintf("-m tcp %s--tcp-flags %s %s", neg(m.Neg), flagNames(m.Mask), flagNames(m.Comp)), nil
+	case ir.CTState:
+		return "-m conntrack --ctstate " + ctStates(m.States), nil
+	case ir.ICMPType:
+		if f == ir.IPv6 {
+			return fmt.Sprintf("-m icmp6 --icmpv6-type %d", m.Type), nil
+		}
+		return fmt.Sprintf("-m icmp --icmp-type %d", m.Type), nil
+	case ir.Fragment:
+		if f == ir.IPv6 {
+			return "", fmt.Errorf("the fragment match is IPv4 only")
+		}
+		return "-f", nil
+	case ir.Length:
+		return fmt.Sprintf("-m length --length %d:%d", m.Min, m.Max), nil
+	case ir.InSet:
+		dir := "src"
+		if m.Dir == ir.DstAddr {
+			dir = "dst"
+		}
+		return fmt.Sprintf("-m set %s--match-set %s %s", neg(m.Neg), SetName(m.Set, f), dir), nil
+	case ir.String:
+		s := "-m string --string " + quote(m.Pattern) + " --algo bm"
+		if m.From > 0 {
+			s += fmt.Sprintf(" --from %d", m.From)
+		}
+		s += fmt.Sprintf(" --to %d", m.To)
+		if m.IgnoreCase {
+			s += " --icase"
+		}
+		return s, nil
+	case ir.Recent:
+		op := map[ir.RecentOp]string{ir.RecentSet: "--set", ir.RecentUpdate: "--update", ir.RecentRCheck: "--rcheck"}[m.Op]
+		s := "-m recent " + neg(m.Neg) + op + " --name " + m.Name
+		if m.Seconds > 0 {
+			s += fmt.Sprintf(" --seconds %d", m.Seconds)
+		}
+		if m.Hitcount > 0 {
+			s += fmt.Sprintf(" --hitcount %d", m.Hitcount)
+		}
+		if m.RTTL {
+			s += " --rttl"
+		}
+		return s, nil
+	case ir.Limit:
+		n, u := ir.PerUnit(m.Rate, m.Per)
+		return fmt.Sprintf("-m limit --limit %d/%s --limit-burst %d", n, unitName(u), m.Burst), nil
+	case ir.SourceRateOver:
+		n, u := ir.PerUnit(m.Rate, m.Per)
+		expire := m.Per * 2
+		if expire < 10*time.Second {
+			expire = 10 * time.Second
+		}
+		return fmt.Sprintf("-m hashlimit --hashlimit-above %d/%s --hashlimit-burst %d --hashlimit-mode srcip --hashlimit-name %s --hashlimit-htable-max %d --hashlimit-htable-expire %d",
+			n, unitName(u), m.Burst, m.Name, m.Size, expire.Milliseconds()), nil
+	case ir.Payload:
+		return "", fmt.Errorf("raw payload matches are nftables only")
+	}
+	return "", fmt.Errorf("unknown match %T", m)
+}
+
+func renderTarget(r *ir.Rule, f ir.Family) (string, error) {
+	if len(r.Stmts) > 1 || (len(r.Stmts) == 1 && r.Verdict.Kind != ir.Continue) {
+		return "", fmt.Errorf("iptables takes one target per rule")
+	}
+	if len(r.Stmts) == 1 {
+		switch s := r.Stmts[0].(type) {
+		case ir.Log:
+			return "-j LOG --log-prefix " + quote(s.Prefix), nil
+		case ir.NFLog:
+			return fmt.Sprintf("-j NFLOG --nflog-group %d --nflog-prefix %s", s.Group, quote(s.Prefix)), nil
+		case ir.AddToSet:
+			dir := "src"
+			if s.Dir == ir.DstAddr {
+				dir = "dst"
+			}
+			t := fmt.Sprintf("-j SET --add-set %s %s --exist", SetName(s.Set, f), dir)
+			if s.Timeout > 0 {
+				t += fmt.Sprintf(" --timeout %d", int(s.Timeout/time.Second))
+			}
+			return t, nil
+		}
+		return "", fmt.Errorf("unknown statement %T", r.Stmts[0])
+	}
+	switch r.Verdict.Kind {
+	case ir.Continue:
+		return "", nil
+	case ir.Accept:
+		return "-j ACCEPT", nil
+	case ir.Drop:
+		return "-j DROP", nil
+	case ir.RejectTCPReset:
+		return "-j REJECT --reject-with tcp-reset", nil
+	case ir.Return:
+		return "-j RETURN", nil
+	case ir.Jump:
+		return "-j " + r.Verdict.Chain, nil
+	}
+	return "", fmt.Errorf("unknown verdict %d", r.Verdict.Kind)
+}
+
+func portOpt(single, multi string, ps []ir.PortRange, proto uint8) (string, error) {
+	if proto != ir.ProtoTCP && proto != ir.ProtoUDP {
+		return "", fmt.Errorf("a port match needs -p tcp or -p udp")
+	}
+	if len(ps) == 1 {
+		return single + " " + portRange(ps[0], ":"), nil
+	}
+	n := 0
+	strs := make([]string, len(ps))
+	for i, p := range ps {
+		strs[i] = portRange(p, ":")
+		n++
+		if p.From != p.To {
+			n++
+		}
+	}
+	if n > 15 {
+		return "", fmt.Errorf("more than 15 ports in one multiport match")
+	}
+	return "-m multiport " + multi + " " + strings.Join(strs, ","), nil
+}
+
+func portRange(p ir.PortRange, sep string) string {
+	if p.From == p.To {
+		return strconv.Itoa(int(p.From))
+	}
+	return fmt.Sprintf("%d%s%d", p.From, sep, p.To)
+}
+
+func neg(b bool) string {
+	if b {
+		return "! "
+	}
+	return ""
+}
+
+func flagNames(f uint8) string {
+	if f == ir.ALL {
+		return "ALL"
+	}
+	if f == 0 {
+		return "NONE"
+	}
+	var names []string
+	for _, x := range []struct {
+		bit  uint8
+		name string
+	}{{ir.FIN, "FIN"}, {ir.SYN, "SYN"}, {ir.RST, "RST"}, {ir.PSH, "PSH"}, {ir.ACK, "ACK"}, {ir.URG, "URG"}} {
+		if f&x.bit != 0 {
+			names = append(names, x.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func ctStates(s uint8) string {
+	var names []string
+	for _, x := range []struct {
+		bit  uint8
+		name string
+	}{{ir.CTInvalid, "INVALID"}, {ir.CTNew, "NEW"}, {ir.CTRelated, "RELATED"}, {ir.CTEstablished, "ESTABLISHED"}} {
+		if s&x.bit != 0 {
+			names = append(names, x.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func unitName(u time.Duration) string {
+	switch u {
+	case time.Second:
+		return "sec"
+	case time.Minute:
+		return "min"
+	case time.Hour:
+		return "hour"
+	}
+	return "day"
+}
+
+// quote quotes a string for iptables-restore, which splits on blanks and
+// understands double quotes with backslash escapes.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
