@@ -108,7 +108,7 @@ type Spoofing struct {
 // Traps is the article's DPTS chain: ports no legitimate client uses.
 type Traps struct {
 	Ports  TrapPorts `yaml:"ports"`
-	BanFor Duration   `yaml:"ban_for"`
+	BanFor Duration  `yaml:"ban_for"`
 }
 
 // TrapPort is one trap port and what hitting it does.
