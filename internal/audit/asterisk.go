@@ -12,6 +12,8 @@ import (
 type asterisk struct {
 	a     *auditor
 	files map[string]*astConfig // nil value: file missing or unreadable
+	// reported holds the problems already turned into findings.
+	reported map[astProblem]bool
 	mods  moduleState
 }
 
@@ -59,7 +61,7 @@ func (a *auditor) checkAsterisk(ctx context.Context) {
 		}
 		return
 	}
-	ast := &asterisk{a: a, files: map[string]*astConfig{}}
+	ast := &asterisk{a: a, files: map[string]*astConfig{}, reported: map[astProblem]bool{}}
 	ast.readModules()
 	ast.checkModules()
 	ast.checkManager()
@@ -90,6 +92,10 @@ func (ast *asterisk) load(name string) *astConfig {
 
 func (ast *asterisk) report(probs []astProblem) {
 	for _, p := range probs {
+		if ast.reported[p] {
+			continue // a named ACL is read once per section that uses it
+		}
+		ast.reported[p] = true
 		f := Finding{File: p.File, Line: p.Line}
 		switch p.Kind {
 		case "include":
