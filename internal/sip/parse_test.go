@@ -223,16 +223,16 @@ func TestFoldHelpers(t *testing.T) {
 
 func TestURIHost(t *testing.T) {
 	tests := map[string]string{
-		"sip:pbx.example-secret.net":                       "pbx.example-secret.net",
-		"sip:100@192.0.2.10":                               "192.0.2.10",
+		"sip:pbx.example-secret.net":                        "pbx.example-secret.net",
+		"sip:100@192.0.2.10":                                "192.0.2.10",
 		"SIP:100@PBX.Example-Secret.NET:5060;transport=tcp": "PBX.Example-Secret.NET",
-		"\"Joe\" <sips:joe@example.com;lr>;tag=1":          "example.com",
-		"<sip:user;par=u%40example.net@example.com>":       "example.com",
-		"sip:[2001:db8::10]:5060":                          "[2001:db8::10]",
-		"sip:u@host?Route=x@y":                             "host",
-		"tel:+1234":                                        "",
-		"<http://example.com>":                             "",
-		"sip:[2001:db8::10":                                "",
+		"\"Joe\" <sips:joe@example.com;lr>;tag=1":           "example.com",
+		"<sip:user;par=u%40example.net@example.com>":        "example.com",
+		"sip:[2001:db8::10]:5060":                           "[2001:db8::10]",
+		"sip:u@host?Route=x@y":                              "host",
+		"tel:+1234":                                         "",
+		"<http://example.com>":                              "",
+		"sip:[2001:db8::10":                                 "",
 	}
 	for in, want := range tests {
 		if got := string(URIHost([]byte(in))); got != want {

@@ -37,7 +37,7 @@ var tortureCases = []tortureCase{
 		header: HeaderVia, value: "SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw", cl: 150, body: 150, folded: true},
 	// §3.1.1.2 Wide range of valid characters: valid; unknown method.
 	{file: "valid/intmeth.dat", request: true, method: MethodUnknown, name: "!interesting-Method0123456789_*+`.%indeed'~",
-		uri: "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+		uri:    "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
 		header: HeaderCallID, value: "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{", cl: 0},
 	// §3.1.1.3 Valid use of the % escaping mechanism: valid.
 	{file: "valid/esc01.dat", request: true, method: MethodINVITE, name: "INVITE", uri: "sip:sips%3Auser%40example.com@example.net",
