@@ -215,22 +215,22 @@ func TestOverlongAndBinaryLines(t *testing.T) {
 func TestReadAllNumbersLines(t *testing.T) {
 	in := "a\n" + strings.Repeat("x", 5000) + "\nb\n\nc"
 	var got []string
-	over, err := ReadAll(strings.NewReader(in), 100, func(n int, l []byte) {
+	lines, over, err := ReadAll(strings.NewReader(in), 100, func(n int, l []byte) {
 		got = append(got, string(rune('0'+n))+":"+string(l))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	expect(t, "numbered", got, "1:a", "3:b", "4:", "5:c")
-	if over != 1 {
-		t.Errorf("overlong %d", over)
+	if over != 1 || lines != 5 {
+		t.Errorf("overlong %d, lines %d", over, lines)
 	}
 }
 
 func TestLineExactlyAtLimit(t *testing.T) {
 	line := bytes.Repeat([]byte("y"), 100)
 	var got [][]byte
-	over, _ := ReadAll(bytes.NewReader(append(append(line, '\n'), append(line, 'z', '\n')...)), 100, func(_ int, l []byte) {
+	_, over, _ := ReadAll(bytes.NewReader(append(append(line, '\n'), append(line, 'z', '\n')...)), 100, func(_ int, l []byte) {
 		got = append(got, bytes.Clone(l))
 	})
 	if len(got) != 1 || !bytes.Equal(got[0], line) || over != 1 {

@@ -118,8 +118,9 @@ func (l *LineReader) ReadBytes() int64 { return l.read }
 func (l *LineReader) Overlong() int64 { return l.overlong }
 
 // ReadAll calls fn for every line of r, the unterminated last line included,
-// with its 1-based number; over-long lines are skipped but numbered.
-func ReadAll(r io.Reader, maxLine int, fn func(n int, line []byte)) (overlong int64, err error) {
+// with its 1-based number; over-long lines are skipped but numbered. It
+// returns the number of lines and of over-long lines.
+func ReadAll(r io.Reader, maxLine int, fn func(n int, line []byte)) (lines int, overlong int64, err error) {
 	l := NewLineReader(r, maxLine)
 	n := 0
 	for {
@@ -132,9 +133,9 @@ func ReadAll(r io.Reader, maxLine int, fn func(n int, line []byte)) (overlong in
 					n++
 					fn(n, p)
 				}
-				return l.overlong, nil
+				return n, l.overlong, nil
 			}
-			return l.overlong, err
+			return n, l.overlong, err
 		}
 		n++
 		fn(n, line)

@@ -1,0 +1,254 @@
+// Package guard bans addresses from Asterisk security events. Its
+// subpackages do the parts: events recognizes failures in log lines and AMI
+// events, jail turns failures into ban decisions, follow reads growing log
+// files across rotation and restarts.
+//
+// This package holds the offline analysis behind "sipwall guard
+// --scan-log": every matching line with its file, line number, event and
+// address, and per address the verdict the thresholds would give — without
+// touching the firewall, like fail2ban-regex.
+package guard
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/guard/events"
+	"github.com/sipwall/sipwall/internal/guard/follow"
+	"github.com/sipwall/sipwall/internal/guard/jail"
+)
+
+// Input is one log to scan.
+type Input struct {
+	Name    string    // shown in the report
+	R       io.Reader // the log
+	ModTime time.Time // gives the year to stamps without one, and a time to lines without a stamp
+}
+
+// Options configure a scan.
+type Options struct {
+	Jail     jail.Config
+	MaxLine  int            // follow.DefaultMaxLine if <= 0
+	Location *time.Location // zone of stamps without one (time.Local if nil)
+	// MaxCandidates bounds how many rejected lines are listed (all are
+	// counted); 0 means 1000.
+	MaxCandidates int
+}
+
+// Match is one line attributed to an address.
+type Match struct {
+	File      string     `json:"file"`
+	Line      int        `json:"line"`
+	Event     string     `json:"event"`
+	Addr      netip.Addr `json:"addr"`
+	Port      uint16     `json:"port,omitempty"`
+	Transport string     `json:"transport,omitempty"`
+	Time      *time.Time `json:"time,omitempty"`
+}
+
+// Candidate is a line that looks like a security failure but is not
+// attributed: ambiguous, malformed, or in a format not recognized.
+type Candidate struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Event  string `json:"event,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Verdicts of an address.
+const (
+	VerdictBan     = "ban"     // the thresholds were reached: it would have been banned
+	VerdictWatch   = "watch"   // failures below the thresholds
+	VerdictIgnored = "ignored" // never banned (loopback, own address, never-ban list)
+)
+
+// Address is the verdict on one address.
+type Address struct {
+	Addr      netip.Addr     `json:"addr"`
+	Failures  int            `json:"failures"`
+	Events    map[string]int `json:"events"`
+	Verdict   string         `json:"verdict"`
+	Reason    string         `json:"reason,omitempty"`
+	FirstSeen *time.Time     `json:"first_seen,omitempty"`
+	LastSeen  *time.Time     `json:"last_seen,omitempty"`
+	Bans      int            `json:"bans,omitempty"`
+	BannedAt  *time.Time     `json:"banned_at,omitempty"`
+	BanUntil  *time.Time     `json:"ban_until,omitempty"` // end of the last ban
+	BanTime   string         `json:"ban_time,omitempty"`  // duration of the last ban
+}
+
+// FileSummary counts one input.
+type FileSummary struct {
+	File               string `json:"file"`
+	Lines              int    `json:"lines"`
+	Matched            int    `json:"matched"`
+	UnmatchedCandidate int    `json:"unmatched_candidate"`
+	Overlong           int64  `json:"overlong"`
+}
+
+// Thresholds echoes the jail configuration used.
+type Thresholds struct {
+	FindTime   string `json:"findtime"`
+	MaxRetry   int    `json:"maxretry"`
+	BanTime    string `json:"bantime"`
+	BanFactor  int    `json:"bantime_factor"`
+	MaxBanTime string `json:"max_bantime"`
+}
+
+// Report is the result of a scan.
+type Report struct {
+	Thresholds         Thresholds    `json:"thresholds"`
+	Files              []FileSummary `json:"files"`
+	Lines              int           `json:"lines"`
+	Matched            int           `json:"matched"`
+	UnmatchedCandidate int           `json:"unmatched_candidate"`
+	Overlong           int64         `json:"overlong"`
+	Matches            []Match       `json:"matches"`
+	Candidates         []Candidate   `json:"candidates"`
+	Addresses          []Address     `json:"addresses"`
+}
+
+// Scan reads the inputs and reports matches and verdicts. Failures are fed
+// to the jail in time order across all inputs. Errors name the input.
+func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
+	j, err := jail.New(opts.Jail)
+	if err != nil {
+		return nil, err
+	}
+	loc := opts.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	maxCand := opts.MaxCandidates
+	if maxCand <= 0 {
+		maxCand = 1000
+	}
+	cfg := j.Config()
+	rep := &Report{
+		Thresholds: Thresholds{
+			FindTime: cfg.FindTime.String(), MaxRetry: cfg.MaxRetry, BanTime: cfg.BanTime.String(),
+			BanFactor: cfg.BanFactor, MaxBanTime: cfg.MaxBanTime.String(),
+		},
+		Matches: []Match{}, Candidates: []Candidate{}, Addresses: []Address{},
+	}
+	type failure struct {
+		at   time.Time
+		addr netip.Addr
+		kind events.Kind
+	}
+	var fails []failure
+	for _, in := range inputs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fs := FileSummary{File: in.Name}
+		var last time.Time
+		lines, overlong, err := follow.ReadAll(in.R, opts.MaxLine, func(n int, line []byte) {
+			ev, r, why := events.ClassifyIn(line, loc)
+			switch r {
+			case events.Rejected:
+				fs.UnmatchedCandidate++
+				if len(rep.Candidates) < maxCand {
+					rep.Candidates = append(rep.Candidates, Candidate{File: in.Name, Line: n, Event: ev.Kind.String(), Reason: why})
+				}
+				return
+			case events.NoMatch:
+				return
+			}
+			fs.Matched++
+			at := fixTime(ev, in.ModTime, loc)
+			m := Match{File: in.Name, Line: n, Event: ev.Kind.String(), Addr: ev.Addr, Port: ev.Port, Transport: ev.Transport}
+			if !at.IsZero() {
+				last = at
+				m.Time = &at
+			} else if !last.IsZero() {
+				at = last
+			} else {
+				at = in.ModTime
+			}
+			rep.Matches = append(rep.Matches, m)
+			fails = append(fails, failure{at: at, addr: ev.Addr, kind: ev.Kind})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("guard: reading %s: %w", in.Name, err)
+		}
+		fs.Lines, fs.Overlong = lines, overlong
+		rep.Files = append(rep.Files, fs)
+		rep.Lines += fs.Lines
+		rep.Matched += fs.Matched
+		rep.UnmatchedCandidate += fs.UnmatchedCandidate
+		rep.Overlong += overlong
+	}
+
+	slices.SortStableFunc(fails, func(a, b failure) int { return a.at.Compare(b.at) })
+	byAddr := map[netip.Addr]*Address{}
+	for _, f := range fails {
+		a := byAddr[f.addr]
+		if a == nil {
+			a = &Address{Addr: f.addr, Events: map[string]int{}, Verdict: VerdictWatch}
+			byAddr[f.addr] = a
+		}
+		a.Failures++
+		a.Events[f.kind.String()]++
+		if !f.at.IsZero() {
+			at := f.at
+			if a.FirstSeen == nil {
+				a.FirstSeen = &at
+			}
+			a.LastSeen = &at
+		}
+		d := j.Fail(f.at, f.addr)
+		switch d.Action {
+		case jail.Ignored:
+			a.Verdict, a.Reason = VerdictIgnored, d.Reason
+		case jail.Ban:
+			a.Verdict = VerdictBan
+			a.Bans++
+			at, until := f.at, d.Until
+			if a.BannedAt == nil {
+				a.BannedAt = &at
+			}
+			a.BanUntil = &until
+			a.BanTime = d.Duration.String()
+		}
+	}
+	for _, a := range byAddr {
+		rep.Addresses = append(rep.Addresses, *a)
+	}
+	rank := map[string]int{VerdictBan: 0, VerdictWatch: 1, VerdictIgnored: 2}
+	slices.SortFunc(rep.Addresses, func(x, y Address) int {
+		if c := cmp.Compare(rank[x.Verdict], rank[y.Verdict]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.Failures, x.Failures); c != 0 {
+			return c
+		}
+		return x.Addr.Compare(y.Addr)
+	})
+	return rep, nil
+}
+
+// fixTime gives a year to stamps without one: the year of the file's
+// modification, or the year before when that would put the line more than a
+// day after the file was last written (a December line in a January file).
+func fixTime(ev events.Event, mod time.Time, loc *time.Location) time.Time {
+	if !ev.NoYear || ev.Time.IsZero() {
+		return ev.Time
+	}
+	ref := mod
+	if ref.IsZero() {
+		ref = time.Now()
+	}
+	ref = ref.In(loc)
+	t := ev.Time
+	fixed := time.Date(ref.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	if fixed.After(ref.Add(24 * time.Hour)) {
+		fixed = fixed.AddDate(-1, 0, 0)
+	}
+	return fixed
+}
