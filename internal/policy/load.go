@@ -64,7 +64,10 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if len(bytes.TrimSpace(data)) > 0 {
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return nil, &Error{File: name, Line: yamlErrLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			line := yamlErrLine(err)
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			msg = strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", line))
+			return nil, &Error{File: name, Line: line, Msg: msg}
 		}
 		d := &decoder{file: name, pos: p.pos}
 		if len(doc.Content) > 0 {

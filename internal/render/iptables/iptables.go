@@ -82,7 +82,7 @@ func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
 	for _, t := range []ir.Table{ir.Raw, ir.Filter} {
 		var chains []*ir.Chain
 		for _, c := range rs.Chains {
-			if c.Table == t {
+			if c.Table == t && usedBy(c, f) {
 				chains = append(chains, c)
 			}
 		}
@@ -130,6 +130,20 @@ func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
 		b.WriteString("COMMIT\n")
 	}
 	return b.String(), nil
+}
+
+// usedBy reports whether chain c belongs in family f's file: a chain whose
+// rules are all for the other family (the ICMPv6 chain in rules.v4) does not.
+func usedBy(c *ir.Chain, f ir.Family) bool {
+	if len(c.Rules) == 0 {
+		return true
+	}
+	for _, r := range c.Rules {
+		if r.Fam().Has(f) {
+			return true
+		}
+	}
+	return false
 }
 
 func policyName(v ir.Verdict) string {

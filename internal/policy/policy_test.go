@@ -1,0 +1,228 @@
+package policy
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const minimal = "ssh:\n  ports: [2222]\nsip:\n  hostnames: [pbx.example-secret.net]\n"
+
+func TestMinimalPolicyGetsTheArticleValues(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SIP.Mode != ModeHostname || p.Defaults.Input != "drop" || p.Defaults.Forward != "drop" || p.Defaults.Output != "accept" {
+		t.Errorf("mode/defaults = %q %+v", p.SIP.Mode, p.Defaults)
+	}
+	if diff := cmp.Diff([]int{0, 3, 4, 8, 11}, p.ICMP.Types); diff != "" {
+		t.Errorf("icmp types: %s", diff)
+	}
+	if got := p.SIP.RateLimits.Register; got.Count != 20 || got.Per.Duration != 10*time.Second {
+		t.Errorf("register limit = %+v", got)
+	}
+	if got := p.SIP.RateLimits.Invite; got.Count != 20 || got.Per.Duration != 5*time.Second {
+		t.Errorf("invite limit = %+v", got)
+	}
+	if p.Traps.BanFor.Duration != 10*time.Minute || p.Spoofing.SynRate.Count != 10 {
+		t.Errorf("trap ban %v, syn rate %+v", p.Traps.BanFor, p.Spoofing.SynRate)
+	}
+	var sigs []string
+	for _, s := range p.SIP.Scanners.Signatures {
+		sigs = append(sigs, s.Match)
+		if s.IgnoreCase != (s.Match == "sipvicious") {
+			t.Errorf("signature %q icase = %v", s.Match, s.IgnoreCase)
+		}
+	}
+	want := []string{"sundayddr", "sipsak", "sipvicious", "friendly-scanner", "iWar", "sip-scan", "sipcli", "eyeBeam", "VaxSIPUserAgent", "sip:nm@nm"}
+	if diff := cmp.Diff(want, sigs); diff != "" {
+		t.Errorf("signatures: %s", diff)
+	}
+	actions := map[int]string{}
+	for _, tp := range p.Traps.Ports {
+		actions[tp.Port] = tp.Action
+	}
+	wantTraps := map[int]string{21: "drop", 22: "ban", 23: "ban", 25: "ban", 80: "drop", 443: "drop", 1433: "ban", 3128: "ban", 3306: "ban", 3389: "ban", 4899: "ban", 5900: "ban"}
+	if diff := cmp.Diff(wantTraps, actions); diff != "" {
+		t.Errorf("traps: %s", diff)
+	}
+	if p.Lists.Capacity < 1000000 {
+		t.Errorf("list capacity %d < 1,000,000", p.Lists.Capacity)
+	}
+	if !p.IPv6 {
+		t.Error("IPv6 must be protected by default")
+	}
+}
+
+func TestTrapPortsMergeIntoDefaults(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal+"traps:\n  ports: {25: accept, 3306: accept, 21: none, 8088: ban}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]string{}
+	for _, tp := range p.Traps.Ports {
+		got[tp.Port] = tp.Action
+	}
+	if got[25] != "accept" || got[3306] != "accept" || got[8088] != "ban" || got[23] != "ban" {
+		t.Errorf("merged traps = %v", got)
+	}
+	if _, ok := got[21]; ok {
+		t.Errorf("port 21 should be removed: %v", got)
+	}
+}
+
+func TestExemptSplitsABogon(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal+"spoofing:\n  exempt: [10.1.2.0/24, 192.168.0.0/16]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogons := p.Bogons()
+	in := func(s string) bool {
+		a := netip.MustParseAddr(s)
+		for _, b := range bogons {
+			if b.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for addr, want := range map[string]bool{
+		"10.1.2.3": false, "10.1.3.1": true, "10.0.0.1": true, "10.255.255.255": true, "10.1.1.255": true,
+		"192.168.1.1": false, "172.16.0.1": true, "203.0.113.5": true, "8.8.8.8": false,
+	} {
+		if got := in(addr); got != want {
+			t.Errorf("%s is bogon = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestBadPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", minimal + "sip_ports: [5060]\n", "p.yaml:5: sip_ports: unknown key"},
+		{"unknown nested key", "ssh:\n  ports: [22]\n  port: 22\nsip:\n  hostnames: [a.example.net]\n", "p.yaml:3: ssh.port: unknown key (known keys here: ports)"},
+		{"wrong type", minimal + "dhcp: maybe\n", "p.yaml:5: dhcp: expected true or false, found \"maybe\""},
+		{"list expected", minimal + "icmp:\n  types: {a: 1}\n", "p.yaml:6: icmp.types: expected a list"},
+		{"bad port", "ssh:\n  ports: [70000]\nsip:\n  hostnames: [a.example.net]\n", "p.yaml:2: ssh.ports[0]: \"70000\" is not a port"},
+		{"reversed range", minimal + "sip:\n  rtp_ports: [20000-10000]\n", "key given twice"},
+		{"reversed range alone", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  rtp_ports: [20000-10000]\n", "p.yaml:4: sip.rtp_ports[0]: port range \"20000-10000\" ends before it starts"},
+		{"bad address", minimal + "trusted:\n  all: [10.0.0.300]\n", "p.yaml:6: trusted.all[0]: \"10.0.0.300\" is not an address"},
+		{"host bits", minimal + "trusted:\n  sip: [10.1.2.3/8]\n", "did you mean 10.0.0.0/8?"},
+		{"bad duration", minimal + "traps:\n  ban_for: 10 minutes\n", "p.yaml:6: traps.ban_for: \"10 minutes\" is not a duration"},
+		{"sub-second", minimal + "traps:\n  ban_for: 500ms\n", "shorter than the kernel's 1 s resolution"},
+		{"hostname mode without hostname", "ssh: {ports: [22]}\n", "p.yaml: sip.hostnames: mode hostname needs at least one secret hostname"},
+		{"unknown mode", "ssh: {ports: [22]}\nsip:\n  mode: paranoid\n", "p.yaml:3: sip.mode: \"paranoid\" is not a mode"},
+		{"bad trap action", minimal + "traps:\n  ports: {23: explode}\n", "action \"explode\" is not one of ban, drop, accept, none"},
+		{"bad interface", minimal + "interfaces:\n  public: [\"eth 0\"]\n", "p.yaml:6: interfaces.public[0]: \"eth 0\" is not an interface name"},
+		{"syntax error", "ssh: [\n", "p.yaml:1: did not find expected node content"},
+		{"rate without period", minimal + "sip:\n  rate_limits:\n    register: {count: 5, per: 0}\n", "key given twice"},
+		{"bad signature key", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  scanners:\n    signatures: [{match: x, case: true}]\n", "p.yaml:5: sip.scanners.signatures[0]: unknown key \"case\""},
+		{"negative capacity", minimal + "lists:\n  capacity: -1\n", "p.yaml:6: lists.capacity: -1 is out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReported(t *testing.T) {
+	_, err := Parse("p.yaml", []byte("ssh:\n  ports: [0]\nsip:\n  mode: nope\nfoo: 1\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"p.yaml:2: ssh.ports[0]", "p.yaml:5: foo: unknown key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml: cannot read policy: no such file or directory") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestExampleLabPolicyLoads(t *testing.T) {
+	p, err := LoadFile("../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SSH.Ports[0].From != 2222 || p.SIP.Hostnames[0] != "pbx.example-secret.net" {
+		t.Errorf("lab policy: ssh %v hostnames %v", p.SSH.Ports, p.SIP.Hostnames)
+	}
+	for _, b := range p.Bogons() {
+		for _, a := range []string{"192.0.2.10", "198.51.100.21", "203.0.113.11", "2001:db8:10::10"} {
+			if b.Contains(netip.MustParseAddr(a)) {
+				t.Errorf("lab address %s is treated as a bogon (%s)", a, b)
+			}
+		}
+	}
+	if _, err := os.Stat("../../examples/lab.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLint(t *testing.T) {
+	find := func(fs []Finding, sev Severity, key, text string) bool {
+		for _, f := range fs {
+			if f.Severity == sev && f.Key == key && strings.Contains(f.Message, text) {
+				return true
+			}
+		}
+		return false
+	}
+	p, err := Parse("p.yaml", []byte("sip:\n  hostnames: [pbx]\n  scanners:\n    signatures: [eyeBeam, PBX, {match: zoiper, icase: true}]\n  rtp_ports: [5070-5090]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := p.Lint(HostFacts{IPv6: true, SSHServerPort: 22})
+	for _, c := range []struct {
+		sev       Severity
+		key, text string
+	}{
+		{SevError, "ssh.ports", "locks you out"},
+		{SevError, "ssh.ports", "arrives on port 22"},
+		{SevWarning, "sip.scanners.signatures[0]", "eyeBeam"},
+		{SevWarning, "sip.scanners.signatures[1]", "PBX"},
+		{SevWarning, "sip.scanners.signatures[2]", "Zoiper"},
+		{SevWarning, "sip.hostnames[0]", "easy to guess"},
+		{SevWarning, "sip.rtp_ports", "overlaps sip.udp_ports"},
+	} {
+		if !find(fs, c.sev, c.key, c.text) {
+			t.Errorf("missing %s %s %q in\n%v", c.sev, c.key, c.text, fs)
+		}
+	}
+	if !HasErrors(fs) {
+		t.Error("HasErrors = false")
+	}
+	ok, err := Parse("p.yaml", []byte(minimal+"sip:\n  scanners:\n    signatures: [friendly-scanner]\n"))
+	if err == nil {
+		t.Fatalf("duplicate sip key accepted: %+v", ok)
+	}
+	clean, err := Parse("p.yaml", []byte("ssh: {ports: [2222]}\nsip:\n  hostnames: [pbx.example-secret.net]\n  scanners:\n    signatures: [friendly-scanner, sipvicious]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := clean.Lint(HostFacts{IPv6: true, SSHServerPort: 2222}); len(fs) != 0 {
+		t.Errorf("clean policy has findings: %v", fs)
+	}
+	v4only, _ := Parse("p.yaml", []byte(minimal+"ipv6: false\n"))
+	if !find(v4only.Lint(HostFacts{IPv6: true}), SevWarning, "ipv6", "every IPv6 port is open") {
+		t.Error("no IPv6 warning")
+	}
+}
