@@ -14,7 +14,7 @@ type asterisk struct {
 	files map[string]*astConfig // nil value: file missing or unreadable
 	// reported holds the problems already turned into findings.
 	reported map[astProblem]bool
-	mods  moduleState
+	mods     moduleState
 }
 
 // moduleState is what modules.conf says about loading.

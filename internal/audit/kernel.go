@@ -60,6 +60,9 @@ func (a *auditor) checkRecent() {
 	listTot, ok1 := a.readInt(dir + "/ip_list_tot")
 	pktTot, ok2 := a.readInt(dir + "/ip_pkt_list_tot")
 	if !ok1 || !ok2 {
+		if _, err := a.files.ReadDir(dir); err == nil {
+			return // present but unreadable or malformed: already reported
+		}
 		a.add(Finding{
 			Severity: Info, Check: "kernel.xt_recent_not_loaded", File: dir,
 			Found: "the xt_recent module is not loaded, so its limits could not be read",
