@@ -1,0 +1,289 @@
+package compile_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/netns"
+	"github.com/sipwall/sipwall/internal/netns/nstest"
+)
+
+// labNet is the lab of shared/corpus/pcap in two namespaces: the server
+// (192.0.2.10, 2001:db8:10::10 on eth0) and "the Internet", one namespace
+// holding every client address on a single link.
+type labNet struct {
+	srv, inet string
+	udp4      *net.UDPConn
+	udp6      *net.UDPConn
+	got       chan string // payloads the server's SIP sockets received
+}
+
+func newLabNet(t *testing.T) *labNet {
+	t.Helper()
+	l := &labNet{srv: nstest.New(t, "srv"), inet: nstest.New(t, "inet"), got: make(chan string, 64)}
+	ctx := context.Background()
+	if err := netns.Veth(ctx, l.srv, "eth0", l.inet, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{
+		{"ip", "-n", l.srv, "addr", "add", "192.0.2.10/24", "dev", "eth0"},
+		{"ip", "-n", l.srv, "addr", "add", "2001:db8:10::10/64", "dev", "eth0", "nodad"},
+		{"ip", "-n", l.srv, "route", "add", "203.0.113.0/24", "dev", "eth0"},
+		{"ip", "-n", l.srv, "route", "add", "198.51.100.0/24", "dev", "eth0"},
+		{"ip", "-n", l.srv, "-6", "route", "add", "2001:db8:20::/64", "dev", "eth0"},
+		{"ip", "-n", l.inet, "route", "add", "192.0.2.0/24", "dev", "eth0"},
+		{"ip", "-n", l.inet, "-6", "route", "add", "2001:db8:10::/64", "dev", "eth0"},
+	} {
+		nstest.Run(t, "", c...)
+	}
+	for _, a := range []string{"203.0.113.11/32", "203.0.113.16/32", "203.0.113.20/32", "203.0.113.21/32", "198.51.100.21/32", "198.51.100.22/32"} {
+		nstest.Run(t, "", "ip", "-n", l.inet, "addr", "add", a, "dev", "eth0")
+	}
+	for _, a := range []string{"2001:db8:20::11/128", "2001:db8:20::21/128"} {
+		nstest.Run(t, "", "ip", "-n", l.inet, "addr", "add", a, "dev", "eth0", "nodad")
+	}
+	err := netns.Do(l.srv, func() error {
+		var err error
+		if l.udp4, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 5060}); err != nil {
+			return err
+		}
+		if l.udp6, err = net.ListenUDP("udp6", &net.UDPAddr{Port: 5060}); err != nil {
+			return err
+		}
+		for _, port := range []int{2222, 5060} {
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close() })
+			go l.serveTCP(ln)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.udp4.Close(); l.udp6.Close() })
+	for _, c := range []*net.UDPConn{l.udp4, l.udp6} {
+		go func(c *net.UDPConn) {
+			buf := make([]byte, 65536)
+			for {
+				n, from, err := c.ReadFromUDP(buf)
+				if err != nil {
+					return
+				}
+				l.got <- from.IP.String() + " " + string(buf[:n])
+			}
+		}(c)
+	}
+	return l
+}
+
+func (l *labNet) serveTCP(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 4096)
+			n, _ := c.Read(buf)
+			if n > 0 {
+				l.got <- c.RemoteAddr().(*net.TCPAddr).IP.String() + " " + string(buf[:n])
+			}
+		}()
+	}
+}
+
+func sipRequest(method, host, ua string) string {
+	return fmt.Sprintf("%s sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.21:5060;branch=z9hG4bK-%d\r\nFrom: <sip:1001@%s>;tag=1\r\nTo: <sip:1001@%s>\r\nCall-ID: %d@test\r\nCSeq: 1 %s\r\nUser-Agent: %s\r\nContent-Length: 0\r\n\r\n",
+		method, host, time.Now().UnixNano(), host, host, time.Now().UnixNano(), method, ua)
+}
+
+// sendUDP sends payload from src to the server's SIP port and reports
+// whether the server's socket received it.
+func (l *labNet) sendUDP(t *testing.T, src, payload string) bool {
+	t.Helper()
+	dst := "192.0.2.10"
+	if strings.Contains(src, ":") {
+		dst = "2001:db8:10::10"
+	}
+	var c *net.UDPConn
+	err := netns.Do(l.inet, func() error {
+		var err error
+		c, err = net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(dst), Port: 5060})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return l.received(src, 500*time.Millisecond)
+}
+
+// received waits for a payload from src.
+func (l *labNet) received(src string, wait time.Duration) bool {
+	deadline := time.After(wait)
+	for {
+		select {
+		case p := <-l.got:
+			if strings.HasPrefix(p, src+" ") {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// dialTCP connects from src to the server and reports whether the handshake completed.
+func (l *labNet) dialTCP(t *testing.T, src string, port int) (net.Conn, bool) {
+	t.Helper()
+	var c net.Conn
+	err := netns.Do(l.inet, func() error {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 700 * time.Millisecond}
+		var err error
+		c, err = d.Dial("tcp", fmt.Sprintf("192.0.2.10:%d", port))
+		return err
+	})
+	return c, err == nil
+}
+
+func (l *labNet) inSet(t *testing.T, b compile.Backend, set, addr string) bool {
+	t.Helper()
+	fam := "4"
+	if strings.Contains(addr, ":") {
+		fam = "6"
+	}
+	if b == compile.IPTables {
+		_, err := netns.Run(context.Background(), l.srv, nil, "ipset", "test", "sipwall-"+set+fam, addr)
+		return err == nil
+	}
+	out := nstest.Run(t, l.srv, "nft", "list", "set", "inet", "sipwall", set+fam)
+	return strings.Contains(out, addr)
+}
+
+// TestLabRulesetOnRealPackets loads examples/lab.yaml into a server
+// namespace and sends real packets at it from the lab's addresses.
+func TestLabRulesetOnRealPackets(t *testing.T) {
+	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft")
+	const host = "pbx.example-secret.net"
+	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+		t.Run(string(b), func(t *testing.T) {
+			l := newLabNet(t)
+			_, files := renderCase(t, goldenCase{Policy: "../../examples/lab.yaml", Backend: b})
+			load(t, l.srv, files)
+
+			// SSH from a phone works before anything else happens.
+			if c, ok := l.dialTCP(t, "198.51.100.21", 2222); !ok {
+				t.Fatal("the phone cannot reach SSH")
+			} else {
+				c.Close()
+			}
+
+			// A scanner's OPTIONS never reaches the server.
+			if l.sendUDP(t, "203.0.113.11", sipRequest("OPTIONS", "192.0.2.10", "friendly-scanner")) {
+				t.Error("the scanner's OPTIONS reached the server")
+			}
+			// A source without the knock does not reach SIP either, and is not banned.
+			if l.sendUDP(t, "203.0.113.20", sipRequest("OPTIONS", "192.0.2.10", "Nmap NSE")) {
+				t.Error("an OPTIONS without the hostname reached the server")
+			}
+			if l.inSet(t, b, compile.SetScanners, "203.0.113.20") {
+				t.Error("a source without a scanner signature was banned as a scanner")
+			}
+			if b == compile.IPTables {
+				if !l.inSet(t, b, compile.SetScanners, "203.0.113.11") {
+					t.Error("the scanner was not banned")
+				}
+				// Banned: even the knock does not help it now.
+				if l.sendUDP(t, "203.0.113.11", sipRequest("REGISTER", host, "friendly-scanner-2")) {
+					t.Error("a banned scanner's REGISTER reached the server")
+				}
+				// A phone's REGISTER carrying the hostname is admitted, and so is what follows.
+				if !l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4")) {
+					t.Error("the phone's REGISTER with the hostname was dropped")
+				}
+				if !l.inSet(t, b, compile.SetAdmitted, "198.51.100.21") {
+					t.Error("the phone was not admitted")
+				}
+				if !l.sendUDP(t, "198.51.100.21", sipRequest("OPTIONS", "192.0.2.10", "Zoiper rv2.10.20.4")) {
+					t.Error("the admitted phone's next request was dropped")
+				}
+				// IPv6: the same.
+				if l.sendUDP(t, "2001:db8:20::11", sipRequest("OPTIONS", "[2001:db8:10::10]", "sipvicious")) {
+					t.Error("the IPv6 scanner's OPTIONS reached the server")
+				}
+				if !l.inSet(t, b, compile.SetScanners, "2001:db8:20::11") {
+					t.Error("the IPv6 scanner was not banned")
+				}
+				if !l.sendUDP(t, "2001:db8:20::21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4")) {
+					t.Error("the IPv6 phone's REGISTER with the hostname was dropped")
+				}
+				// TCP: the handshake is accepted, data waits for the knock.
+				c, ok := l.dialTCP(t, "203.0.113.21", 5060)
+				if !ok {
+					t.Fatal("TCP handshake to 5060 refused")
+				}
+				c.Write([]byte(sipRequest("OPTIONS", "192.0.2.10", "Nmap NSE")))
+				if l.received("203.0.113.21", 700*time.Millisecond) {
+					t.Error("TCP data without the knock reached the server")
+				}
+				c.Close()
+				c, ok = l.dialTCP(t, "198.51.100.22", 5060)
+				if !ok {
+					t.Fatal("TCP handshake to 5060 refused")
+				}
+				c.Write([]byte(sipRequest("REGISTER", host, "Zoiper rv2.10.20.4")))
+				if !l.received("198.51.100.22", time.Second) {
+					t.Error("the TCP phone's REGISTER with the hostname did not reach the server")
+				}
+				c.Close()
+			} else {
+				// nftables: the knock is guard's job; the ruleset hands unknown
+				// sources to it (nflog) and admits what is in the allowed set.
+				listed := nstest.Run(t, l.srv, "nft", "list", "chain", "inet", "sipwall", compile.ChainRawSIP)
+				if !strings.Contains(listed, `log prefix "sipwall-inspect" group 5060 counter packets 2`) {
+					t.Errorf("the inspector hook did not see the 2 packets of unknown sources:\n%s", listed)
+				}
+				if l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4")) {
+					t.Error("without guard, a REGISTER from an unknown source must wait")
+				}
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "allowed4", "{ 198.51.100.0/24 }")
+				if !l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4")) {
+					t.Error("a source in the allowed set was dropped")
+				}
+			}
+
+			// A SYN to trap port 23 bans the sender from every port, SSH included.
+			if c, ok := l.dialTCP(t, "203.0.113.16", 2222); !ok {
+				t.Fatal("the port scanner could not reach SSH before the trap")
+			} else {
+				c.Close()
+			}
+			if _, ok := l.dialTCP(t, "203.0.113.16", 23); ok {
+				t.Error("port 23 answered")
+			}
+			if !l.inSet(t, b, compile.SetTrapped, "203.0.113.16") {
+				t.Error("the port scanner was not trap-banned")
+			}
+			if _, ok := l.dialTCP(t, "203.0.113.16", 2222); ok {
+				t.Error("the trap-banned source still reaches SSH")
+			}
+			if c, ok := l.dialTCP(t, "198.51.100.21", 2222); !ok {
+				t.Error("the phone lost SSH")
+			} else {
+				c.Close()
+			}
+		})
+	}
+}
