@@ -66,13 +66,15 @@ type astLoader struct {
 	cfg  *astConfig
 	cur  *astSection
 	seen map[string]bool
+	// budget bounds the files read in all.
+	budget int
 }
 
 // parseAsterisk parses data (the contents of path) and the files it
 // includes. read returns a file's contents, false when it is missing or was
 // reported unreadable; glob expands #include patterns.
 func parseAsterisk(path string, data []byte, dir string, read func(string) ([]byte, bool), glob func(string) ([]string, error)) *astConfig {
-	l := &astLoader{dir: dir, read: read, glob: glob, cfg: &astConfig{Path: path}, seen: map[string]bool{path: true}}
+	l := &astLoader{dir: dir, read: read, glob: glob, cfg: &astConfig{Path: path}, seen: map[string]bool{path: true}, budget: maxIncludedFiles}
 	l.parse(path, data, 0)
 	return l.cfg
 }
@@ -253,7 +255,12 @@ func (l *astLoader) include(file string, line int, name string, try bool, depth 
 	for _, p := range paths {
 		if l.seen[p] {
 			l.problem(file, line, "syntax", "#include %s: the file includes itself", name)
+			found = true
 			continue
+		}
+		if l.budget--; l.budget < 0 {
+			l.problem(file, line, "syntax", "#include %s: more than %d included files", name, maxIncludedFiles)
+			return
 		}
 		data, ok := l.read(p)
 		if !ok {

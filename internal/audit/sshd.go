@@ -43,11 +43,19 @@ type sshdLoader struct {
 	read    func(string) ([]byte, bool)
 	glob    func(string) ([]string, error)
 	cfg     *sshdConfig
+	// open holds the files being parsed, to refuse an Include loop;
+	// budget bounds the files read in all.
+	open   map[string]bool
+	budget int
 }
+
+// maxIncludedFiles bounds the files one configuration may include in all.
+const maxIncludedFiles = 256
 
 // parseSSHD parses the sshd configuration at path (contents data).
 func parseSSHD(path string, data []byte, read func(string) ([]byte, bool), glob func(string) ([]string, error)) *sshdConfig {
-	l := &sshdLoader{sshDir: filepath.Dir(path), read: read, glob: glob, cfg: &sshdConfig{}}
+	l := &sshdLoader{sshDir: filepath.Dir(path), read: read, glob: glob, cfg: &sshdConfig{},
+		open: map[string]bool{path: true}, budget: maxIncludedFiles}
 	if root, ok := strings.CutSuffix(filepath.ToSlash(path), "/etc/ssh/sshd_config"); ok {
 		l.sysRoot = filepath.FromSlash(root)
 	}
@@ -111,9 +119,19 @@ func (l *sshdLoader) parse(file string, data []byte, match string, depth int) {
 					continue
 				}
 				for _, p := range paths {
+					if l.open[p] {
+						l.problem(file, lineNo, "Include %s: %s includes itself", pat, p)
+						continue
+					}
+					if l.budget--; l.budget < 0 {
+						l.problem(file, lineNo, "Include %s: more than %d included files", pat, maxIncludedFiles)
+						return
+					}
 					if d, ok := l.read(p); ok {
 						// A Match inside the included file ends with it.
+						l.open[p] = true
 						l.parse(p, d, match, depth+1)
+						delete(l.open, p)
 					}
 				}
 			}
