@@ -35,6 +35,9 @@ type Options struct {
 	Jail     jail.Config
 	MaxLine  int            // follow.DefaultMaxLine if <= 0
 	Location *time.Location // zone of stamps without one (time.Local if nil)
+	// KeepMatches lists every matched line in Report.Matches (they are
+	// always counted).
+	KeepMatches bool
 	// MaxCandidates bounds how many rejected lines are listed (all are
 	// counted); 0 means 1000.
 	MaxCandidates int
@@ -48,7 +51,7 @@ type Match struct {
 	Addr      netip.Addr `json:"addr"`
 	Port      uint16     `json:"port,omitempty"`
 	Transport string     `json:"transport,omitempty"`
-	Time      *time.Time `json:"time,omitempty"`
+	Time      time.Time  `json:"time,omitzero"` // absent when the line has no timestamp
 }
 
 // Candidate is a line that looks like a security failure but is not
@@ -140,6 +143,7 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 		at   time.Time
 		addr netip.Addr
 		kind events.Kind
+		seq  int // input order, to keep equal times in order
 	}
 	var fails []failure
 	for _, in := range inputs {
@@ -165,14 +169,16 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 			m := Match{File: in.Name, Line: n, Event: ev.Kind.String(), Addr: ev.Addr, Port: ev.Port, Transport: ev.Transport}
 			if !at.IsZero() {
 				last = at
-				m.Time = &at
+				m.Time = at
 			} else if !last.IsZero() {
 				at = last
 			} else {
 				at = in.ModTime
 			}
-			rep.Matches = append(rep.Matches, m)
-			fails = append(fails, failure{at: at, addr: ev.Addr, kind: ev.Kind})
+			if opts.KeepMatches {
+				rep.Matches = append(rep.Matches, m)
+			}
+			fails = append(fails, failure{at: at, addr: ev.Addr, kind: ev.Kind, seq: len(fails)})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("guard: reading %s: %w", in.Name, err)
@@ -185,7 +191,15 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 		rep.Overlong += overlong
 	}
 
-	slices.SortStableFunc(fails, func(a, b failure) int { return a.at.Compare(b.at) })
+	byTime := func(a, b failure) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	}
+	if !slices.IsSortedFunc(fails, byTime) {
+		slices.SortFunc(fails, byTime)
+	}
 	byAddr := map[netip.Addr]*Address{}
 	for _, f := range fails {
 		a := byAddr[f.addr]

@@ -43,7 +43,7 @@ func TestScanCorpusAttributesEveryAnnotatedLine(t *testing.T) {
 			host = ""
 		}
 	}
-	rep, err := Scan(context.Background(), []Input{{Name: "corpus.log", R: strings.NewReader(string(data)), ModTime: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}}, Options{Location: time.UTC})
+	rep, err := Scan(context.Background(), []Input{{Name: "corpus.log", R: strings.NewReader(string(data)), ModTime: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}}, Options{Location: time.UTC, KeepMatches: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +88,7 @@ func TestScanThresholdsAcrossFiles(t *testing.T) {
 		line("2024-03-01 09:30:00", "192.0.2.9") + "[2024-03-01 10:05:00] NOTICE[1] res_pjsip/pjsip_distributor.c: Request from 'x' failed for '192.0.2.7:5060' (callid: a' failed for '192.0.2.8:1' (callid: b) - No matching endpoint found\n"
 	opts := Options{Location: time.UTC, Jail: jail.Config{MaxRetry: 3, FindTime: 10 * time.Minute, BanTime: time.Hour,
 		NeverBan: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	opts.KeepMatches = true
 	rep, err := Scan(context.Background(), []Input{
 		{Name: "messages", R: strings.NewReader(current)},
 		{Name: "messages.1", R: strings.NewReader(rotated)},
@@ -125,7 +126,7 @@ func TestScanThresholdsAcrossFiles(t *testing.T) {
 
 func TestScanJSONShape(t *testing.T) {
 	in := "[2024-03-01 10:00:00] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for '192.0.2.5:5060' - Wrong password\n"
-	rep, err := Scan(context.Background(), []Input{{Name: "f.log", R: strings.NewReader(in)}}, Options{Location: time.UTC})
+	rep, err := Scan(context.Background(), []Input{{Name: "f.log", R: strings.NewReader(in)}}, Options{Location: time.UTC, KeepMatches: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestFixTimeYear(t *testing.T) {
 	mod := time.Date(2024, 1, 5, 0, 0, 0, 0, time.UTC)
 	rep, err := Scan(context.Background(), []Input{{Name: "syslog", ModTime: mod, R: strings.NewReader(
 		"Dec 31 23:59:00 pbx asterisk[1]: NOTICE[2] manager.c: 192.0.2.1 failed to authenticate as 'a'\n" +
-			"Jan  4 10:00:00 pbx asterisk[1]: NOTICE[2] manager.c: 192.0.2.1 failed to authenticate as 'a'\n")}}, Options{Location: time.UTC})
+			"Jan  4 10:00:00 pbx asterisk[1]: NOTICE[2] manager.c: 192.0.2.1 failed to authenticate as 'a'\n")}}, Options{Location: time.UTC, KeepMatches: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,5 +170,37 @@ func TestFixTimeYear(t *testing.T) {
 	}
 	if got := rep.Matches[1].Time.Format(time.DateTime); got != "2024-01-04 10:00:00" {
 		t.Errorf("January line: %s", got)
+	}
+}
+
+// BenchmarkScan measures the whole offline analysis (reading, matching,
+// jail, report) on the corpus's log lines repeated 2000 times.
+func BenchmarkScan(b *testing.B) {
+	data, err := os.ReadFile(corpusPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var one strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			one.WriteString(l + "\n")
+		}
+	}
+	big := strings.Repeat(one.String(), 2000)
+	lines := strings.Count(big, "\n")
+	for _, keep := range []bool{false, true} {
+		name := "summary"
+		if keep {
+			name = "with-matches"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(big)))
+			for b.Loop() {
+				if _, err := Scan(context.Background(), []Input{{Name: "big", R: strings.NewReader(big)}}, Options{Location: time.UTC, KeepMatches: keep}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(lines)/b.Elapsed().Seconds(), "lines/s")
+		})
 	}
 }
