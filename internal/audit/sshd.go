@@ -18,6 +18,7 @@ import (
 // sshdSetting is one keyword line.
 type sshdSetting struct {
 	Key  string // lower case
+	Word string // the keyword as written
 	Args []string
 	File string
 	Line int
@@ -26,7 +27,7 @@ type sshdSetting struct {
 	Match string
 }
 
-func (s sshdSetting) text() string { return s.Key + " " + strings.Join(s.Args, " ") }
+func (s sshdSetting) text() string { return s.Word + " " + strings.Join(s.Args, " ") }
 
 // sshdConfig is a parsed sshd configuration with its includes.
 type sshdConfig struct {
@@ -141,7 +142,7 @@ func (l *sshdLoader) parse(file string, data []byte, match string, depth int) {
 			l.problem(file, lineNo, "%s has no value", words[0])
 			continue
 		}
-		l.cfg.Settings = append(l.cfg.Settings, sshdSetting{Key: key, Args: args, File: file, Line: lineNo, Match: match})
+		l.cfg.Settings = append(l.cfg.Settings, sshdSetting{Key: key, Word: words[0], Args: args, File: file, Line: lineNo, Match: match})
 	}
 }
 
