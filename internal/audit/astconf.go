@@ -61,7 +61,7 @@ const maxIncludeDepth = 16
 // astLoader reads the files of one configuration.
 type astLoader struct {
 	dir  string
-	read func(path string) ([]byte, bool)
+	read func(path string) ([]byte, error)
 	glob func(pattern string) ([]string, error)
 	cfg  *astConfig
 	cur  *astSection
@@ -71,9 +71,10 @@ type astLoader struct {
 }
 
 // parseAsterisk parses data (the contents of path) and the files it
-// includes. read returns a file's contents, false when it is missing or was
-// reported unreadable; glob expands #include patterns.
-func parseAsterisk(path string, data []byte, dir string, read func(string) ([]byte, bool), glob func(string) ([]string, error)) *astConfig {
+// includes. read returns a file's contents, or an error that satisfies
+// isNotExist when it is missing (any other error has been reported by read);
+// glob expands #include patterns.
+func parseAsterisk(path string, data []byte, dir string, read func(string) ([]byte, error), glob func(string) ([]string, error)) *astConfig {
 	l := &astLoader{dir: dir, read: read, glob: glob, cfg: &astConfig{Path: path}, seen: map[string]bool{path: true}, budget: maxIncludedFiles}
 	l.parse(path, data, 0)
 	return l.cfg
@@ -262,8 +263,9 @@ func (l *astLoader) include(file string, line int, name string, try bool, depth 
 			l.problem(file, line, "syntax", "#include %s: more than %d included files", name, maxIncludedFiles)
 			return
 		}
-		data, ok := l.read(p)
-		if !ok {
+		data, err := l.read(p)
+		if err != nil {
+			found = found || !isNotExist(err) // unreadable: reported by read
 			continue
 		}
 		found = true

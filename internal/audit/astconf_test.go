@@ -40,7 +40,7 @@ func parseString(t *testing.T, text string, files map[string]string) *astConfig 
 	dir := t.TempDir()
 	writeTree(t, dir, files, nil)
 	a := &auditor{files: OSFiles{}}
-	return parseAsterisk(filepath.Join(dir, "test.conf"), []byte(text), dir, a.readConfig, OSFiles{}.Glob)
+	return parseAsterisk(filepath.Join(dir, "test.conf"), []byte(text), dir, a.readInput, OSFiles{}.Glob)
 }
 
 func TestParseAsteriskSections(t *testing.T) {
@@ -115,7 +115,7 @@ func TestParseAsteriskManagerSampleBlockComments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := parseAsterisk("manager.conf", b, ".", func(string) ([]byte, bool) { return nil, false }, OSFiles{}.Glob)
+	c := parseAsterisk("manager.conf", b, ".", func(string) ([]byte, error) { return nil, os.ErrNotExist }, OSFiles{}.Glob)
 	if len(c.Problems) != 0 {
 		t.Errorf("the manager sample's ;-- --; blocks must parse cleanly: %+v", c.Problems)
 	}

@@ -84,7 +84,7 @@ func (ast *asterisk) load(name string) *astConfig {
 		ast.files[name] = nil
 		return nil
 	}
-	c := parseAsterisk(path, data, a.cfg.AsteriskDir, a.readConfig, a.files.Glob)
+	c := parseAsterisk(path, data, a.cfg.AsteriskDir, a.readInput, a.files.Glob)
 	ast.files[name] = c
 	ast.report(c.Problems)
 	return c

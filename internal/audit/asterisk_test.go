@@ -309,3 +309,13 @@ func TestAsteriskDirMissing(t *testing.T) {
 		t.Errorf("missing Asterisk directory should be info, got %s", f.Severity)
 	}
 }
+
+func TestAsteriskUnreadableInclude(t *testing.T) {
+	dir := "testdata/asterisk/hardened"
+	inc := filepath.Join(dir, "pjsip_endpoints.conf")
+	r := runAudit(t, Config{AsteriskDir: dir, Files: failingFiles{fail: map[string]error{inc: os.ErrPermission}}})
+	want := []string{"medium input.unreadable pjsip_endpoints.conf:0"}
+	if diff := cmp.Diff(want, atLeast(r, dir, Low)); diff != "" {
+		t.Errorf("an unreadable #include is reported as unreadable, not missing (-want +got):\n%s", diff)
+	}
+}

@@ -51,19 +51,26 @@ const maxInputSize = 16 << 20
 // does not exist (missing is a normal state for most inputs) and records a
 // finding when the file exists but cannot be read.
 func (a *auditor) readConfig(path string) (data []byte, ok bool) {
+	data, err := a.readInput(path)
+	return data, err == nil
+}
+
+// readInput is readConfig returning the error: one that satisfies
+// isNotExist for a missing file, any other has been reported as a finding.
+func (a *auditor) readInput(path string) ([]byte, error) {
 	data, err := a.files.ReadFile(path)
 	switch {
+	case err == nil && len(data) > maxInputSize:
+		err = fmt.Errorf("file is larger than %d bytes", maxInputSize)
+		a.unreadable(path, err)
+		return nil, err
 	case err == nil:
-		if len(data) > maxInputSize {
-			a.unreadable(path, fmt.Errorf("file is larger than %d bytes", maxInputSize))
-			return nil, false
-		}
-		return data, true
+		return data, nil
 	case isNotExist(err):
-		return nil, false
+		return nil, err
 	default:
 		a.unreadable(path, err)
-		return nil, false
+		return nil, err
 	}
 }
 

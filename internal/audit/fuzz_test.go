@@ -23,7 +23,7 @@ func FuzzParseAsterisk(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		read := func(string) ([]byte, bool) { return data, true } // every include is the input again
+		read := func(string) ([]byte, error) { return data, nil } // every include is the input again
 		glob := func(string) ([]string, error) { return []string{"a.conf", "b.conf"}, nil }
 		c := parseAsterisk("test.conf", data, ".", read, glob)
 		for _, s := range c.sections() {
@@ -44,7 +44,7 @@ func FuzzParseSSHD(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		read := func(string) ([]byte, bool) { return data, true }
+		read := func(string) ([]byte, error) { return data, nil }
 		glob := func(p string) ([]string, error) { return []string{p}, nil }
 		c := parseSSHD("/etc/ssh/sshd_config", data, read, glob)
 		_, _ = c.global("port")

@@ -1,6 +1,9 @@
 package audit
 
 import (
+	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -214,5 +217,43 @@ func TestSocketsNoProc(t *testing.T) {
 	r := runAudit(t, Config{Exposure: pbxExposure()})
 	if f := find(t, r, "sockets.not_checked", "net:0"); f.Severity != Info {
 		t.Errorf("a missing /proc is info, got %s", f.Severity)
+	}
+}
+
+// TestSocketsLiveProc opens real sockets and finds them, with this process
+// as their owner, in the kernel's own /proc.
+func TestSocketsLiveProc(t *testing.T) {
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skip("no /proc/net/tcp on this system")
+	}
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := fmt.Sprintf("%s, pid %d", strings.TrimSpace(string(comm)), os.Getpid())
+	r := runAudit(t, Config{Proc: "/proc"})
+	f := find(t, r, "sockets.listening", "net:0")
+	for _, want := range []string{
+		fmt.Sprintf("tcp 0.0.0.0:%d (%s)", ln.Addr().(*net.TCPAddr).Port, owner),
+		fmt.Sprintf("udp 0.0.0.0:%d (%s)", pc.LocalAddr().(*net.UDPAddr).Port, owner),
+	} {
+		if !strings.Contains(f.Found, want) {
+			t.Errorf("live listeners do not include %q:\n%s", want, f.Found)
+		}
+	}
+	for _, f := range r.Findings {
+		if f.Check == "sockets.syntax" || f.Check == "input.unreadable" {
+			t.Errorf("the live /proc must parse cleanly: %s %s", f.Check, f.Found)
+		}
 	}
 }

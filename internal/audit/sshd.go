@@ -41,7 +41,7 @@ const maxSSHDIncludeDepth = 16
 type sshdLoader struct {
 	sshDir  string // directory of the main file: what /etc/ssh is on that host
 	sysRoot string // prefix that maps absolute paths onto a copied tree
-	read    func(string) ([]byte, bool)
+	read    func(string) ([]byte, error)
 	glob    func(string) ([]string, error)
 	cfg     *sshdConfig
 	// open holds the files being parsed, to refuse an Include loop;
@@ -54,7 +54,7 @@ type sshdLoader struct {
 const maxIncludedFiles = 256
 
 // parseSSHD parses the sshd configuration at path (contents data).
-func parseSSHD(path string, data []byte, read func(string) ([]byte, bool), glob func(string) ([]string, error)) *sshdConfig {
+func parseSSHD(path string, data []byte, read func(string) ([]byte, error), glob func(string) ([]string, error)) *sshdConfig {
 	l := &sshdLoader{sshDir: filepath.Dir(path), read: read, glob: glob, cfg: &sshdConfig{},
 		open: map[string]bool{path: true}, budget: maxIncludedFiles}
 	if root, ok := strings.CutSuffix(filepath.ToSlash(path), "/etc/ssh/sshd_config"); ok {
@@ -128,7 +128,7 @@ func (l *sshdLoader) parse(file string, data []byte, match string, depth int) {
 						l.problem(file, lineNo, "Include %s: more than %d included files", pat, maxIncludedFiles)
 						return
 					}
-					if d, ok := l.read(p); ok {
+					if d, err := l.read(p); err == nil {
 						// A Match inside the included file ends with it.
 						l.open[p] = true
 						l.parse(p, d, match, depth+1)
@@ -231,7 +231,7 @@ func (a *auditor) checkSSHD(ctx context.Context) {
 		}
 		return
 	}
-	c := parseSSHD(path, data, a.readConfig, a.files.Glob)
+	c := parseSSHD(path, data, a.readInput, a.files.Glob)
 	for _, p := range c.Problems {
 		a.sshdSyntax(p.File, p.Line, p.Msg)
 	}
