@@ -163,10 +163,7 @@ func printScan(w io.Writer, rep *guard.Report, listMatches bool) error {
 		fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\n", rep.Lines, rep.Matched, rep.UnmatchedCandidate, rep.Overlong)
 	}
 
-	kinds := map[string]int{}
-	for _, m := range rep.Matches {
-		kinds[m.Event]++
-	}
+	kinds := rep.Events
 	if len(kinds) > 0 {
 		names := make([]string, 0, len(kinds))
 		for k := range kinds {
@@ -199,7 +196,7 @@ func printScan(w io.Writer, rep *guard.Report, listMatches bool) error {
 		fmt.Fprintln(tw, "\nADDRESS\tFAILURES\tVERDICT\tBANNED AT\tBANS\tDETAIL")
 		for _, a := range rep.Addresses {
 			at, detail := "-", a.Reason
-			if a.BannedAt != nil {
+			if !a.BannedAt.IsZero() {
 				at = a.BannedAt.Format(time.DateTime)
 				detail = "last ban " + a.BanTime
 			}

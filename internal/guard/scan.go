@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -77,12 +78,12 @@ type Address struct {
 	Events    map[string]int `json:"events"`
 	Verdict   string         `json:"verdict"`
 	Reason    string         `json:"reason,omitempty"`
-	FirstSeen *time.Time     `json:"first_seen,omitempty"`
-	LastSeen  *time.Time     `json:"last_seen,omitempty"`
+	FirstSeen time.Time      `json:"first_seen,omitzero"`
+	LastSeen  time.Time      `json:"last_seen,omitzero"`
 	Bans      int            `json:"bans,omitempty"`
-	BannedAt  *time.Time     `json:"banned_at,omitempty"`
-	BanUntil  *time.Time     `json:"ban_until,omitempty"` // end of the last ban
-	BanTime   string         `json:"ban_time,omitempty"`  // duration of the last ban
+	BannedAt  time.Time      `json:"banned_at,omitzero"` // first ban
+	BanUntil  time.Time      `json:"ban_until,omitzero"` // end of the last ban
+	BanTime   string         `json:"ban_time,omitempty"` // duration of the last ban
 }
 
 // FileSummary counts one input.
@@ -105,15 +106,16 @@ type Thresholds struct {
 
 // Report is the result of a scan.
 type Report struct {
-	Thresholds         Thresholds    `json:"thresholds"`
-	Files              []FileSummary `json:"files"`
-	Lines              int           `json:"lines"`
-	Matched            int           `json:"matched"`
-	UnmatchedCandidate int           `json:"unmatched_candidate"`
-	Overlong           int64         `json:"overlong"`
-	Matches            []Match       `json:"matches"`
-	Candidates         []Candidate   `json:"candidates"`
-	Addresses          []Address     `json:"addresses"`
+	Thresholds         Thresholds     `json:"thresholds"`
+	Files              []FileSummary  `json:"files"`
+	Lines              int            `json:"lines"`
+	Matched            int            `json:"matched"`
+	UnmatchedCandidate int            `json:"unmatched_candidate"`
+	Overlong           int64          `json:"overlong"`
+	Events             map[string]int `json:"events"` // matches per event kind
+	Matches            []Match        `json:"matches"`
+	Candidates         []Candidate    `json:"candidates"`
+	Addresses          []Address      `json:"addresses"`
 }
 
 // Scan reads the inputs and reports matches and verdicts. Failures are fed
@@ -137,14 +139,18 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 			FindTime: cfg.FindTime.String(), MaxRetry: cfg.MaxRetry, BanTime: cfg.BanTime.String(),
 			BanFactor: cfg.BanFactor, MaxBanTime: cfg.MaxBanTime.String(),
 		},
-		Matches: []Match{}, Candidates: []Candidate{}, Addresses: []Address{},
+		Events: map[string]int{}, Matches: []Match{}, Candidates: []Candidate{}, Addresses: []Address{},
 	}
+	// One failure, compact: a million of them take 24 MB.
 	type failure struct {
-		at   time.Time
-		addr netip.Addr
+		at   int64  // Unix nanoseconds, noTime when unknown
+		seq  uint32 // input order, to keep equal times in order
+		addr uint32 // index into addrs
 		kind events.Kind
-		seq  int // input order, to keep equal times in order
 	}
+	const noTime = math.MinInt64
+	var addrs []netip.Addr
+	addrIndex := map[netip.Addr]uint32{}
 	var fails []failure
 	for _, in := range inputs {
 		if err := ctx.Err(); err != nil {
@@ -165,6 +171,7 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 				return
 			}
 			fs.Matched++
+			rep.Events[ev.Kind.String()]++
 			at := fixTime(ev, in.ModTime, loc)
 			m := Match{File: in.Name, Line: n, Event: ev.Kind.String(), Addr: ev.Addr, Port: ev.Port, Transport: ev.Transport}
 			if !at.IsZero() {
@@ -178,7 +185,17 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 			if opts.KeepMatches {
 				rep.Matches = append(rep.Matches, m)
 			}
-			fails = append(fails, failure{at: at, addr: ev.Addr, kind: ev.Kind, seq: len(fails)})
+			idx, ok := addrIndex[ev.Addr]
+			if !ok {
+				idx = uint32(len(addrs))
+				addrs = append(addrs, ev.Addr)
+				addrIndex[ev.Addr] = idx
+			}
+			ns := int64(noTime)
+			if !at.IsZero() {
+				ns = at.UnixNano()
+			}
+			fails = append(fails, failure{at: ns, seq: uint32(len(fails)), addr: idx, kind: ev.Kind})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("guard: reading %s: %w", in.Name, err)
@@ -192,7 +209,7 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 	}
 
 	byTime := func(a, b failure) int {
-		if c := a.at.Compare(b.at); c != 0 {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
@@ -200,34 +217,36 @@ func Scan(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 	if !slices.IsSortedFunc(fails, byTime) {
 		slices.SortFunc(fails, byTime)
 	}
-	byAddr := map[netip.Addr]*Address{}
+	byAddr := make([]*Address, len(addrs))
 	for _, f := range fails {
 		a := byAddr[f.addr]
 		if a == nil {
-			a = &Address{Addr: f.addr, Events: map[string]int{}, Verdict: VerdictWatch}
+			a = &Address{Addr: addrs[f.addr], Events: map[string]int{}, Verdict: VerdictWatch}
 			byAddr[f.addr] = a
+		}
+		var when time.Time
+		if f.at != noTime {
+			when = time.Unix(0, f.at).In(loc)
 		}
 		a.Failures++
 		a.Events[f.kind.String()]++
-		if !f.at.IsZero() {
-			at := f.at
-			if a.FirstSeen == nil {
-				a.FirstSeen = &at
+		if !when.IsZero() {
+			if a.FirstSeen.IsZero() {
+				a.FirstSeen = when
 			}
-			a.LastSeen = &at
+			a.LastSeen = when
 		}
-		d := j.Fail(f.at, f.addr)
+		d := j.Fail(when, a.Addr)
 		switch d.Action {
 		case jail.Ignored:
 			a.Verdict, a.Reason = VerdictIgnored, d.Reason
 		case jail.Ban:
 			a.Verdict = VerdictBan
 			a.Bans++
-			at, until := f.at, d.Until
-			if a.BannedAt == nil {
-				a.BannedAt = &at
+			if a.BannedAt.IsZero() {
+				a.BannedAt = when
 			}
-			a.BanUntil = &until
+			a.BanUntil = d.Until
 			a.BanTime = d.Duration.String()
 		}
 	}

@@ -67,7 +67,7 @@ func TestScanCorpusAttributesEveryAnnotatedLine(t *testing.T) {
 			a = &rep.Addresses[i]
 		}
 	}
-	if a == nil || a.Verdict != VerdictBan || a.BannedAt == nil || a.Bans == 0 {
+	if a == nil || a.Verdict != VerdictBan || a.BannedAt.IsZero() || a.Bans == 0 {
 		t.Fatalf("1.2.3.4: %+v", a)
 	}
 	if rep.Addresses[0].Verdict != VerdictBan {
@@ -111,13 +111,16 @@ func TestScanThresholdsAcrossFiles(t *testing.T) {
 	}
 	for _, a := range rep.Addresses {
 		if a.Addr.String() == "192.0.2.1" {
-			if a.BannedAt == nil || !a.BannedAt.Equal(time.Date(2024, 3, 1, 10, 4, 0, 0, time.UTC)) || a.BanTime != "1h0m0s" {
+			if !a.BannedAt.Equal(time.Date(2024, 3, 1, 10, 4, 0, 0, time.UTC)) || a.BanTime != "1h0m0s" {
 				t.Errorf("192.0.2.1 ban: %+v", a)
 			}
 		}
 	}
 	if rep.UnmatchedCandidate != 1 || len(rep.Candidates) != 1 || rep.Candidates[0].File != "messages.1" || rep.Candidates[0].Line != 4 {
 		t.Errorf("candidates: %d %+v", rep.UnmatchedCandidate, rep.Candidates)
+	}
+	if rep.Events["AMILoginFailed"] != 11 || len(rep.Events) != 1 {
+		t.Errorf("events %v", rep.Events)
 	}
 	if rep.Lines != 12 || rep.Matched != 11 {
 		t.Errorf("lines %d matched %d", rep.Lines, rep.Matched)
