@@ -1,0 +1,300 @@
+package apply
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// backend is one firewall implementation.
+type backend interface {
+	// install loads files, carrying the lists over; when it fails the
+	// kernel keeps what it had.
+	install(ctx context.Context, files map[string]string, st *State) error
+	// uninstall removes sipwall's part, keeping the lists.
+	uninstall(ctx context.Context, st *State) error
+	// fingerprint lists sipwall's part without counters and list contents.
+	fingerprint(ctx context.Context) (string, error)
+}
+
+// Manager applies rulesets and keeps the state that confirm, rollback and
+// status use.
+type Manager struct {
+	R        Runner
+	StateDir string
+	// LockWait is how long to wait for another sipwall (default 10 s).
+	LockWait time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Manager) backend(name string) (backend, error) {
+	switch name {
+	case "iptables":
+		return iptBackend{m.R}, nil
+	case "nftables":
+		return nftBackend{m.R}, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q", name)
+}
+
+func (m *Manager) lock() (func(), error) {
+	wait := m.LockWait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	return Lock(m.StateDir, wait)
+}
+
+// ApplyOptions controls one apply.
+type ApplyOptions struct {
+	// Confirm, when > 0, makes the apply provisional: unless Confirm is
+	// called within this time, the previous ruleset comes back.
+	Confirm time.Duration
+	// Watchdog starts the process that rolls back at the deadline unless
+	// confirmed; it must outlive the caller. It returns the process id.
+	Watchdog func(token string, deadline time.Time) (int, error)
+}
+
+// Result says what an apply did.
+type Result struct {
+	Backend  string
+	Pending  *Pending
+	Replaced *Generation
+}
+
+// Apply loads gen (Backend, Files, PolicyFile, PolicyHash set) into the
+// kernel. On any failure the kernel keeps its previous ruleset and the
+// state is unchanged.
+func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*Result, error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	be, err := m.backend(gen.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if err := be.install(ctx, gen.Files, st); err != nil {
+		return nil, err
+	}
+	// Switching backends: the other one's part goes away.
+	if st.Current != nil && st.Current.Backend != gen.Backend {
+		if old, err := m.backend(st.Current.Backend); err == nil {
+			if err := old.uninstall(ctx, st); err != nil {
+				return nil, fmt.Errorf("applied with %s, but removing the %s ruleset failed: %w", gen.Backend, st.Current.Backend, err)
+			}
+		}
+	}
+	gen.AppliedAt = m.now()
+	if gen.Fingerprint, err = be.fingerprint(ctx); err != nil {
+		return nil, err
+	}
+	res := &Result{Backend: gen.Backend, Replaced: st.Current}
+	// While a confirmation is pending, Previous stays the last ruleset that
+	// was confirmed (or none): that is what a rollback must restore.
+	if st.Pending == nil {
+		st.Previous = st.Current
+	}
+	st.Current = gen
+	st.Pending = nil
+	if o.Confirm > 0 {
+		tok := make([]byte, 8)
+		rand.Read(tok)
+		p := &Pending{Token: hex.EncodeToString(tok), Deadline: gen.AppliedAt.Add(o.Confirm)}
+		st.Pending = p
+		if err := st.Save(m.StateDir); err != nil {
+			return nil, err
+		}
+		if o.Watchdog == nil {
+			return nil, fmt.Errorf("commit-confirm needs a watchdog")
+		}
+		pid, err := o.Watchdog(p.Token, p.Deadline)
+		if err != nil {
+			// Without a watchdog nobody would roll back: undo now.
+			unlock()
+			m.rollback(ctx, "")
+			return nil, fmt.Errorf("could not start the rollback watchdog, ruleset rolled back: %w", err)
+		}
+		p.PID = pid
+		res.Pending = p
+	}
+	if err := st.Save(m.StateDir); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Confirm keeps a provisional apply.
+func (m *Manager) Confirm(ctx context.Context) error {
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return err
+	}
+	if st.Pending == nil {
+		return fmt.Errorf("nothing to confirm: no apply is waiting for confirmation")
+	}
+	if m.now().After(st.Pending.Deadline) {
+		return fmt.Errorf("too late: the deadline (%s) has passed and the previous ruleset is coming back", st.Pending.Deadline.Format(time.RFC3339))
+	}
+	st.Pending = nil
+	return st.Save(m.StateDir)
+}
+
+// Rollback restores the previous ruleset (or removes sipwall's if there was
+// none). The lists keep their entries.
+func (m *Manager) Rollback(ctx context.Context) (*Generation, error) {
+	return m.rollback(ctx, "")
+}
+
+// RollbackIfPending is the watchdog's rollback: it happens only if the
+// apply identified by token is still unconfirmed.
+func (m *Manager) RollbackIfPending(ctx context.Context, token string) (bool, error) {
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return false, err
+	}
+	if st.Pending == nil || st.Pending.Token != token {
+		return false, nil
+	}
+	_, err = m.rollback(ctx, token)
+	return err == nil, err
+}
+
+func (m *Manager) rollback(ctx context.Context, token string) (*Generation, error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" && (st.Pending == nil || st.Pending.Token != token) {
+		return nil, nil // confirmed in the meantime
+	}
+	if st.Current == nil {
+		return nil, fmt.Errorf("nothing to roll back: sipwall has applied nothing")
+	}
+	cur, err := m.backend(st.Current.Backend)
+	if err != nil {
+		return nil, err
+	}
+	prev := st.Previous
+	if prev == nil {
+		if err := cur.uninstall(ctx, st); err != nil {
+			return nil, fmt.Errorf("rollback: %w", err)
+		}
+	} else {
+		be, err := m.backend(prev.Backend)
+		if err != nil {
+			return nil, err
+		}
+		if err := be.install(ctx, prev.Files, st); err != nil {
+			return nil, fmt.Errorf("rollback: %w", err)
+		}
+		if prev.Backend != st.Current.Backend {
+			cur.uninstall(ctx, st)
+		}
+		if prev.Fingerprint, err = be.fingerprint(ctx); err != nil {
+			return nil, err
+		}
+	}
+	st.Current, st.Previous, st.Pending = prev, nil, nil
+	return prev, st.Save(m.StateDir)
+}
+
+// Status is what sipwall status reports.
+type Status struct {
+	Current  *Generation `json:"current"`
+	Previous *Generation `json:"previous,omitempty"`
+	Pending  *Pending    `json:"pending,omitempty"`
+	// Drift is true when sipwall's part of the kernel differs from what
+	// was applied; DriftDetail says how.
+	Drift       bool   `json:"drift"`
+	DriftDetail string `json:"drift_detail,omitempty"`
+	// PolicyChanged is true when the policy file changed since the apply.
+	PolicyChanged bool `json:"policy_changed"`
+}
+
+// Status reads the state and compares the kernel with it.
+func (m *Manager) Status(ctx context.Context) (*Status, error) {
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Current: st.Current, Previous: st.Previous, Pending: st.Pending}
+	if st.Current == nil {
+		return s, nil
+	}
+	be, err := m.backend(st.Current.Backend)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := be.fingerprint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if fp != st.Current.Fingerprint {
+		s.Drift = true
+		s.DriftDetail = lineDiff(st.Current.Fingerprint, fp)
+	}
+	if h, err := HashFile(st.Current.PolicyFile); err == nil && h != st.Current.PolicyHash {
+		s.PolicyChanged = true
+	}
+	return s, nil
+}
+
+// lineDiff lists lines missing from or added to b compared with a.
+func lineDiff(a, b string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			if strings.TrimSpace(l) != "" {
+				m[strings.TrimSpace(l)]++
+			}
+		}
+		return m
+	}
+	ca, cb := count(a), count(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && ca[l] > cb[l] {
+			out = append(out, "- "+l)
+			ca[l]--
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && cb[l] > count(a)[l] {
+			out = append(out, "+ "+l)
+			cb[l]--
+		}
+	}
+	if len(out) > 20 {
+		out = append(out[:20], fmt.Sprintf("… and %d more", len(out)-20))
+	}
+	return strings.Join(out, "\n")
+}

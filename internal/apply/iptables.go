@@ -1,0 +1,433 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/sipwall/sipwall/internal/compile"
+)
+
+// iptBackend manages sipwall's chains (sipwall-*), the jumps to them from
+// the built-in chains, the built-in policies, and the sipwall-* ipsets.
+// Other tools' chains and rules are never flushed: rules go in with
+// iptables-restore --noflush.
+type iptBackend struct{ r Runner }
+
+const ownPrefix = "sipwall-"
+
+var builtins = map[string]bool{"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true}
+
+// iptTable is one table of an iptables-save / iptables-restore file.
+type iptTable struct {
+	name     string
+	order    []string          // chain names in declaration order
+	policies map[string]string // chain → policy ("-" for user chains)
+	rules    []string          // "-A CHAIN ..." lines
+}
+
+// parseIPT parses iptables-save output or a rendered rules file.
+func parseIPT(text string) map[string]*iptTable {
+	tables := map[string]*iptTable{}
+	var cur *iptTable
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "*"):
+			cur = &iptTable{name: line[1:], policies: map[string]string{}}
+			tables[cur.name] = cur
+		case cur == nil || line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, ":"):
+			f := strings.Fields(line[1:])
+			if len(f) >= 2 {
+				cur.order = append(cur.order, f[0])
+				cur.policies[f[0]] = f[1]
+			}
+		case strings.HasPrefix(line, "-A "):
+			cur.rules = append(cur.rules, line)
+		case line == "COMMIT":
+			cur = nil
+		}
+	}
+	return tables
+}
+
+// jumpTarget returns X for a rule "-A BUILTIN -j X" (a plain hook jump).
+func jumpTarget(rule string) (chain, target string, ok bool) {
+	f := strings.Fields(rule)
+	if len(f) == 4 && f[0] == "-A" && f[2] == "-j" {
+		return f[1], f[3], true
+	}
+	return "", "", false
+}
+
+type family struct {
+	v, save, restore, file string
+}
+
+var families = []family{
+	{"4", "iptables-save", "iptables-restore", "rules.v4"},
+	{"6", "ip6tables-save", "ip6tables-restore", "rules.v6"},
+}
+
+var managedTables = []string{"raw", "filter"}
+
+// snapshot reads the managed tables of a family, with counters, for an
+// exact restore if the apply fails halfway.
+func (b iptBackend) snapshot(ctx context.Context, f family) (map[string]string, error) {
+	snap := map[string]string{}
+	for _, t := range managedTables {
+		out, err := b.r.Run(ctx, nil, f.save, "-c", "-t", t)
+		if err != nil {
+			return nil, fmt.Errorf("iptables: read table %s (IPv%s): %w", t, f.v, err)
+		}
+		snap[t] = out
+	}
+	return snap, nil
+}
+
+// restoreSnapshot puts tables back exactly as snapshot read them.
+func (b iptBackend) restoreSnapshot(ctx context.Context, f family, snap map[string]string) error {
+	var all strings.Builder
+	for _, t := range managedTables {
+		all.WriteString(snap[t])
+	}
+	_, err := b.r.Run(ctx, strings.NewReader(all.String()), f.restore, "-c")
+	return err
+}
+
+// restoreInput turns a rendered rules file into iptables-restore --noflush
+// input that changes only sipwall's part of the kernel's tables: own chains
+// re-declared (created or flushed) and filled, hook jumps added once,
+// duplicates and stale chains removed, built-in policies set (and the old
+// ones remembered in st so that removing sipwall restores them).
+func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *State) string {
+	want := parseIPT(rendered)
+	var b strings.Builder
+	for _, t := range managedTables {
+		nt, kt := want[t], kernel[t]
+		if kt == nil {
+			kt = &iptTable{policies: map[string]string{}}
+		}
+		var kernelOwn []string
+		for _, c := range kt.order {
+			if strings.HasPrefix(c, ownPrefix) {
+				kernelOwn = append(kernelOwn, c)
+			}
+		}
+		if nt == nil && len(kernelOwn) == 0 {
+			continue
+		}
+		if nt == nil {
+			nt = &iptTable{policies: map[string]string{}}
+		}
+		fmt.Fprintf(&b, "*%s\n", t)
+		for _, c := range nt.order {
+			pol := nt.policies[c]
+			if builtins[c] {
+				key := f.v + " " + t + " " + c
+				if _, seen := st.BuiltinPolicies[key]; !seen && kt.policies[c] != "" {
+					if st.BuiltinPolicies == nil {
+						st.BuiltinPolicies = map[string]string{}
+					}
+					st.BuiltinPolicies[key] = kt.policies[c]
+				}
+			}
+			fmt.Fprintf(&b, ":%s %s [0:0]\n", c, pol)
+		}
+		// Built-in chains sipwall no longer sets get their old policy back.
+		for _, c := range kt.order {
+			key := f.v + " " + t + " " + c
+			if old, ok := st.BuiltinPolicies[key]; ok && builtins[c] {
+				if _, still := nt.policies[c]; !still {
+					fmt.Fprintf(&b, ":%s %s [0:0]\n", c, old)
+					delete(st.BuiltinPolicies, key)
+				}
+			}
+		}
+		// Hook jumps: exactly one per wanted jump.
+		have := map[string]int{}
+		for _, r := range kt.rules {
+			if c, tgt, ok := jumpTarget(r); ok && builtins[c] && strings.HasPrefix(tgt, ownPrefix) {
+				have[c+" "+tgt]++
+			}
+		}
+		wanted := map[string]bool{}
+		for _, r := range nt.rules {
+			if c, tgt, ok := jumpTarget(r); ok && builtins[c] {
+				wanted[c+" "+tgt] = true
+				if have[c+" "+tgt] == 0 {
+					b.WriteString(r + "\n")
+				}
+			}
+		}
+		keys := make([]string, 0, len(have))
+		for k := range have {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			extra := have[k]
+			if wanted[k] {
+				extra--
+			}
+			c, tgt, _ := strings.Cut(k, " ")
+			for i := 0; i < extra; i++ {
+				fmt.Fprintf(&b, "-D %s -j %s\n", c, tgt)
+			}
+		}
+		for _, r := range nt.rules {
+			if c, _, ok := jumpTarget(r); ok && builtins[c] {
+				continue
+			}
+			b.WriteString(r + "\n")
+		}
+		var stale []string
+		for _, c := range kernelOwn {
+			if _, ok := nt.policies[c]; !ok {
+				stale = append(stale, c)
+			}
+		}
+		for _, c := range stale {
+			fmt.Fprintf(&b, "-F %s\n", c)
+		}
+		for _, c := range stale {
+			fmt.Fprintf(&b, "-X %s\n", c)
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}
+
+// install loads rules.v4, rules.v6 and ipsets. Sets come first (rules
+// refer to them); existing sets keep their entries. If either family's
+// restore fails, both families' tables are put back exactly as they were
+// and the sets this apply created are destroyed.
+func (b iptBackend) install(ctx context.Context, files map[string]string, st *State) error {
+	created, err := b.ensureSets(ctx, files["ipsets"])
+	if err != nil {
+		return err
+	}
+	snaps := map[string]map[string]string{}
+	undo := func() {
+		for _, f := range families {
+			if s, ok := snaps[f.v]; ok {
+				b.restoreSnapshot(ctx, f, s)
+			}
+		}
+		for _, s := range created {
+			b.r.Run(ctx, nil, "ipset", "destroy", s)
+		}
+	}
+	saved := cloneMap(st.BuiltinPolicies)
+	for _, f := range families {
+		if files[f.file] == "" && !b.hasOwn(ctx, f) {
+			continue
+		}
+		snap, err := b.snapshot(ctx, f)
+		if err != nil {
+			undo()
+			return err
+		}
+		snaps[f.v] = snap
+		kernel := map[string]*iptTable{}
+		for t, text := range snap {
+			for name, tab := range parseIPT(text) {
+				if name == t {
+					kernel[t] = tab
+				}
+			}
+		}
+		input := restoreInput(f, files[f.file], kernel, st)
+		if _, err := b.r.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
+			undo()
+			st.BuiltinPolicies = saved
+			return fmt.Errorf("%s refused the IPv%s rules, nothing changed: %w", f.restore, f.v, err)
+		}
+	}
+	return nil
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// hasOwn reports whether the kernel holds sipwall chains for a family.
+func (b iptBackend) hasOwn(ctx context.Context, f family) bool {
+	for _, t := range managedTables {
+		out, err := b.r.Run(ctx, nil, f.save, "-t", t)
+		if err == nil && strings.Contains(out, ":"+ownPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+var createLine = regexp.MustCompile(`^create (\S+) (\S+) (.*)$`)
+
+// ensureSets creates the sets that are missing, migrates (keeping entries
+// and their remaining timeouts) the ones whose size or default timeout
+// changed, and refills the policy's static sets. It returns the sets it
+// created.
+func (b iptBackend) ensureSets(ctx context.Context, rendered string) ([]string, error) {
+	if rendered == "" {
+		return nil, nil
+	}
+	out, err := b.r.Run(ctx, nil, "ipset", "list", "-n")
+	if err != nil {
+		return nil, fmt.Errorf("ipset: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, n := range strings.Fields(out) {
+		exists[n] = true
+	}
+	adds := map[string][]string{}
+	var creates [][]string
+	for _, line := range strings.Split(rendered, "\n") {
+		if m := createLine.FindStringSubmatch(line); m != nil {
+			creates = append(creates, m)
+		} else if f := strings.Fields(line); len(f) >= 3 && f[0] == "add" {
+			adds[f[1]] = append(adds[f[1]], line)
+		}
+	}
+	var script strings.Builder
+	var created []string
+	for _, m := range creates {
+		name, typ, opts := m[1], m[2], m[3]
+		static := strings.HasPrefix(name, ownPrefix+compile.SetTrusted)
+		switch {
+		case !exists[name]:
+			fmt.Fprintf(&script, "create %s %s %s\n", name, typ, opts)
+			for _, a := range adds[name] {
+				script.WriteString(a + "\n")
+			}
+			created = append(created, name)
+		case static:
+			tmp := name + "-new"
+			fmt.Fprintf(&script, "create %s %s %s\n", tmp, typ, opts)
+			for _, a := range adds[name] {
+				script.WriteString(strings.Replace(a, "add "+name+" ", "add "+tmp+" ", 1) + "\n")
+			}
+			fmt.Fprintf(&script, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
+		default:
+			same, err := b.sameHeader(ctx, name, opts)
+			if err != nil {
+				return nil, err
+			}
+			if !same {
+				if err := b.migrate(ctx, name, typ, opts); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if script.Len() > 0 {
+		if _, err := b.r.Run(ctx, strings.NewReader(script.String()), "ipset", "restore"); err != nil {
+			for _, s := range created {
+				b.r.Run(ctx, nil, "ipset", "destroy", s)
+			}
+			return nil, fmt.Errorf("ipset refused the sets, nothing changed: %w", err)
+		}
+	}
+	return created, nil
+}
+
+// headerValue extracts "maxelem N" / "timeout N" from an ipset header.
+func headerValue(header, key string) string {
+	f := strings.Fields(header)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == key {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func (b iptBackend) sameHeader(ctx context.Context, name, opts string) (bool, error) {
+	out, err := b.r.Run(ctx, nil, "ipset", "list", "-t", name)
+	if err != nil {
+		return false, fmt.Errorf("ipset: %w", err)
+	}
+	var header string
+	for _, l := range strings.Split(out, "\n") {
+		if h, ok := strings.CutPrefix(l, "Header: "); ok {
+			header = h
+		}
+	}
+	for _, k := range []string{"maxelem", "timeout", "family"} {
+		if headerValue(header, k) != headerValue(opts, k) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// migrate re-creates a set with new options and the old entries (with their
+// remaining timeouts), then swaps it in: rules keep pointing at the name.
+func (b iptBackend) migrate(ctx context.Context, name, typ, opts string) error {
+	saved, err := b.r.Run(ctx, nil, "ipset", "save", name)
+	if err != nil {
+		return fmt.Errorf("ipset: %w", err)
+	}
+	tmp := name + "-new"
+	var script strings.Builder
+	fmt.Fprintf(&script, "create %s %s %s\n", tmp, typ, opts)
+	for _, l := range strings.Split(saved, "\n") {
+		if rest, ok := strings.CutPrefix(l, "add "+name+" "); ok {
+			fmt.Fprintf(&script, "add %s %s\n", tmp, rest)
+		}
+	}
+	fmt.Fprintf(&script, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
+	if _, err := b.r.Run(ctx, strings.NewReader(script.String()), "ipset", "-exist", "restore"); err != nil {
+		b.r.Run(ctx, nil, "ipset", "destroy", tmp)
+		return fmt.Errorf("ipset: migrate %s: %w", name, err)
+	}
+	return nil
+}
+
+// uninstall removes sipwall's chains and jumps and restores the built-in
+// policies; the sets (and the lists in them) are kept.
+func (b iptBackend) uninstall(ctx context.Context, st *State) error {
+	return b.install(ctx, map[string]string{}, st)
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// fingerprint lists sipwall's chains, jumps and built-in policies.
+func (b iptBackend) fingerprint(ctx context.Context) (string, error) {
+	var out strings.Builder
+	for _, f := range families {
+		for _, t := range managedTables {
+			text, err := b.r.Run(ctx, nil, f.save, "-t", t)
+			if err != nil {
+				return "", err
+			}
+			tab := parseIPT(text)[t]
+			if tab == nil {
+				continue
+			}
+			for _, c := range tab.order {
+				if strings.HasPrefix(c, ownPrefix) || builtins[c] {
+					fmt.Fprintf(&out, "%s %s :%s %s\n", f.v, t, c, tab.policies[c])
+				}
+			}
+			for _, r := range tab.rules {
+				c := strings.Fields(r)[1]
+				_, tgt, isJump := jumpTarget(r)
+				if strings.HasPrefix(c, ownPrefix) || (isJump && strings.HasPrefix(tgt, ownPrefix)) {
+					fmt.Fprintf(&out, "%s %s %s\n", f.v, t, counters.ReplaceAllString(r, ""))
+				}
+			}
+		}
+	}
+	return out.String(), nil
+}
