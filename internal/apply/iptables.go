@@ -34,6 +34,11 @@ func parseIPT(text string) map[string]*iptTable {
 	var cur *iptTable
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") { // iptables-save -c: "[pkts:bytes] -A ..."
+			if i := strings.Index(line, "] "); i > 0 {
+				line = line[i+2:]
+			}
+		}
 		switch {
 		case strings.HasPrefix(line, "*"):
 			cur = &iptTable{name: line[1:], policies: map[string]string{}}

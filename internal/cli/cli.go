@@ -37,11 +37,15 @@ type command struct {
 // commands lists every subcommand. Each run function lives in the file named
 // after the subcommand.
 var commands = map[string]command{
-	"compile": {"print the ruleset compiled from the policy", runCompile},
-	"check":   {"validate and lint the policy", runCheck},
-	"init":    {"write a commented policy for this host", runInit},
-	"audit":   {"check the PBX host's configuration against the policy", runAudit},
-	"guard":   {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
+	"compile":  {"print the ruleset compiled from the policy", runCompile},
+	"check":    {"validate and lint the policy", runCheck},
+	"init":     {"write a commented policy for this host", runInit},
+	"apply":    {"load the ruleset safely (one transaction, commit-confirm, lists kept)", runApply},
+	"confirm":  {"keep a ruleset applied with commit-confirm", runConfirm},
+	"rollback": {"restore the previous ruleset", runRollback},
+	"status":   {"what is applied, pending confirmation, drift", runStatus},
+	"audit":    {"check the PBX host's configuration against the policy", runAudit},
+	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
 }
 
 // Main runs sipwall with args (without the program name) and returns the exit status.

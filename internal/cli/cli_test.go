@@ -107,7 +107,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 192.0.2.10 2222")
+	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 192.0.2.10 2222")
 	code, out, _ := run(t, "check", "-c", lab)
 	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, `"eyeBeam" also matches a real phone`) {
 		t.Errorf("exit %d:\n%s", code, out)
@@ -139,6 +139,12 @@ func TestCheck(t *testing.T) {
 	}
 	if code, _, _ := run(t, "check", "-c", lab, "--force"); code != 0 {
 		t.Errorf("check --force: exit %d", code)
+	}
+	// An SSH client in a bogon range would lose new connections.
+	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 192.0.2.10 2222")
+	code, out, _ = run(t, "check", "-c", lab)
+	if code != exitFailure || !strings.Contains(out, "your SSH client 10.9.8.7 is in the bogon range 10.0.0.0/8") {
+		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
 

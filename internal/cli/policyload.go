@@ -34,6 +34,9 @@ func hostFacts() policy.HostFacts {
 		h.IPv6 = strings.TrimSpace(string(b)) == "0"
 	}
 	h.SSHServerPort = sshServerPort(os.Getenv("SSH_CONNECTION"))
+	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
+		h.SSHClient, _ = netip.ParseAddr(f[0])
+	}
 	return h
 }
 

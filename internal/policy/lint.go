@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -39,6 +40,8 @@ type HostFacts struct {
 	// SSHServerPort is the server port of the SSH session lint runs in
 	// (from SSH_CONNECTION), 0 when not in an SSH session.
 	SSHServerPort int
+	// SSHClient is the address the SSH session comes from, when known.
+	SSHClient netip.Addr
 }
 
 // KnownUserAgents are user-agents and server names of real phones and PBXs
@@ -66,6 +69,19 @@ func (p *Policy) Lint(host HostFacts) []Finding {
 	}
 	if host.SSHServerPort != 0 && !scannersOnly && p.Defaults.Input == "drop" && !portIn(p.SSH.Ports, host.SSHServerPort) {
 		add(SevError, "ssh.ports", "this SSH session arrives on port %d, which the policy does not admit: it would be cut (add %d to ssh.ports, or use --force)", host.SSHServerPort, host.SSHServerPort)
+	}
+	if host.SSHClient.IsValid() && !scannersOnly && !host.SSHClient.IsLoopback() {
+		c := host.SSHClient.Unmap()
+		trusted := false
+		for _, t := range p.Trusted.All {
+			trusted = trusted || t.Contains(c)
+		}
+		for _, b := range p.Bogons() {
+			if b.Contains(c) && !trusted && (c.Is4() || p.IPv6) {
+				add(SevError, "spoofing.exempt", "your SSH client %s is in the bogon range %s: new connections from it would be dropped (add it to spoofing.exempt or trusted.all, or use --force)", c, b)
+				break
+			}
+		}
 	}
 	for i, s := range p.SIP.Scanners.Signatures {
 		for _, ua := range KnownUserAgents {

@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/policy"
+	"github.com/sipwall/sipwall/internal/render/iptables"
+	"github.com/sipwall/sipwall/internal/render/nft"
+)
+
+// stateDirFlag adds --state-dir, defaulting to $SIPWALL_STATE_DIR or /var/lib/sipwall.
+func stateDirFlag(fs interface {
+	String(string, string, string) *string
+}) *string {
+	def := os.Getenv("SIPWALL_STATE_DIR")
+	if def == "" {
+		def = apply.DefaultStateDir
+	}
+	return fs.String("state-dir", def, "sipwall's state `dir`ectory")
+}
+
+func manager(dir string) *apply.Manager {
+	return &apply.Manager{R: apply.Exec{}, StateDir: dir}
+}
+
+func runApply(e *env) int {
+	fs := newFlags(e, "apply", "[-c FILE] [--backend auto|iptables|nftables] [--confirm DURATION] [--force]")
+	file := fs.String("c", policy.DefaultPath, "policy `file`")
+	backendName := fs.String("backend", "auto", "auto, iptables or nftables")
+	confirm := fs.String("confirm", "", "roll back by itself unless `sipwall confirm` runs within this `duration` (default 60s in an SSH session, 0 disables)")
+	force := fs.Bool("force", false, "apply even when the policy has lint errors, such as cutting this SSH session")
+	stateDir := stateDirFlag(fs)
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sipwall apply: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	var wait time.Duration
+	if os.Getenv("SSH_CONNECTION") != "" {
+		wait = 60 * time.Second
+	}
+	if *confirm != "" {
+		d, err := policy.ParseDuration(*confirm)
+		if err != nil || (d != 0 && d < time.Second) || d > 24*time.Hour {
+			fmt.Fprintf(e.stderr, "sipwall apply: --confirm: %q is not a duration between 1s and 24h (0 disables)\n", *confirm)
+			return exitUsage
+		}
+		wait = d
+	}
+	if *backendName != "auto" {
+		if _, err := compile.ParseBackend(*backendName); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall apply: --backend: %v (or auto)\n", err)
+			return exitUsage
+		}
+	}
+	p, ok := loadPolicy(e, *file)
+	if !ok {
+		return exitUsage
+	}
+	findings := p.Lint(hostFacts())
+	for _, f := range findings {
+		if f.Severity == policy.SevError {
+			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
+		}
+	}
+	if policy.HasErrors(findings) && !*force {
+		fmt.Fprintln(e.stderr, "sipwall apply: refusing to apply (see above; --force overrides). Nothing changed.")
+		return exitFailure
+	}
+	m := manager(*stateDir)
+	st, err := apply.LoadState(*stateDir)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitFailure
+	}
+	backend, why := *backendName, "chosen with --backend"
+	if backend == "auto" {
+		backend, why = apply.Detect(e.ctx, m.R, st)
+	}
+	rs, err := compilePolicy(e.ctx, p, compile.Backend(backend), "sipwall")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitUsage
+	}
+	files := map[string]string{}
+	if backend == "iptables" {
+		out, err := iptables.Render(rs)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+			return exitFailure
+		}
+		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
+	} else {
+		out, err := nft.Render(rs)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+			return exitFailure
+		}
+		files["sipwall.nft"] = out
+	}
+	hash, _ := apply.HashFile(*file)
+	gen := &apply.Generation{Backend: backend, PolicyFile: absPath(*file), PolicyHash: hash, Files: files}
+	res, err := m.Apply(e.ctx, gen, apply.ApplyOptions{Confirm: wait, Watchdog: watchdog(*stateDir)})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, backend, why)
+	for _, n := range rs.Notes {
+		fmt.Fprintf(e.stderr, "note: %s\n", n)
+	}
+	if res.Pending != nil {
+		fmt.Fprintf(e.stdout, "run `sipwall confirm` before %s (%s from now), or the previous ruleset comes back by itself\n",
+			res.Pending.Deadline.Format("15:04:05"), wait)
+	}
+	return exitOK
+}
+
+func absPath(p string) string {
+	if a, err := os.Getwd(); err == nil && !strings.HasPrefix(p, "/") {
+		return a + "/" + p
+	}
+	return p
+}
+
+// watchdog starts `sipwall rollback --watchdog` in a session of its own, so
+// that it survives the applying process (even a SIGKILL) and rolls back at
+// the deadline unless confirmed.
+func watchdog(stateDir string) func(string, time.Time) (int, error) {
+	return func(token string, deadline time.Time) (int, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return 0, err
+		}
+		devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer devnull.Close()
+		cmd := exec.Command(self, "rollback", "--state-dir", stateDir, "--watchdog", token, "--deadline", deadline.Format(time.RFC3339Nano))
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		pid := cmd.Process.Pid
+		cmd.Process.Release()
+		return pid, nil
+	}
+}
+
+func runConfirm(e *env) int {
+	fs := newFlags(e, "confirm", "")
+	stateDir := stateDirFlag(fs)
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	if err := manager(*stateDir).Confirm(e.ctx); err != nil {
+		fmt.Fprintf(e.stderr, "sipwall confirm: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintln(e.stdout, "confirmed: the ruleset stays")
+	return exitOK
+}
+
+func runRollback(e *env) int {
+	fs := newFlags(e, "rollback", "")
+	stateDir := stateDirFlag(fs)
+	token := fs.String("watchdog", "", "internal: roll back at --deadline unless the apply with this token was confirmed")
+	deadline := fs.String("deadline", "", "internal: the watchdog's deadline (RFC 3339)")
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	m := manager(*stateDir)
+	if *token != "" {
+		t, err := time.Parse(time.RFC3339Nano, *deadline)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall rollback: --deadline: %v\n", err)
+			return exitUsage
+		}
+		select {
+		case <-time.After(time.Until(t)):
+		case <-e.ctx.Done():
+			// Interrupted: roll back now rather than never.
+		}
+		done, err := m.RollbackIfPending(e.ctx, *token)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall rollback: %v\n", err)
+			return exitFailure
+		}
+		if done {
+			fmt.Fprintln(e.stdout, "not confirmed in time: previous ruleset restored")
+		}
+		return exitOK
+	}
+	prev, err := m.Rollback(e.ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall rollback: %v\n", err)
+		return exitFailure
+	}
+	if prev == nil {
+		fmt.Fprintln(e.stdout, "rolled back: sipwall's ruleset removed (there was none before); the lists are kept")
+	} else {
+		fmt.Fprintf(e.stdout, "rolled back to the ruleset of %s applied %s\n", prev.PolicyFile, prev.AppliedAt.Format(time.RFC3339))
+	}
+	return exitOK
+}
+
+func runStatus(e *env) int {
+	fs := newFlags(e, "status", "[--json]")
+	stateDir := stateDirFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	s, err := manager(*stateDir).Status(e.ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall status: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		type gen struct {
+			Backend    string    `json:"backend"`
+			PolicyFile string    `json:"policy_file"`
+			PolicyHash string    `json:"policy_hash"`
+			AppliedAt  time.Time `json:"applied_at"`
+		}
+		out := map[string]any{"applied": s.Current != nil, "drift": s.Drift, "policy_changed": s.PolicyChanged}
+		if s.Current != nil {
+			out["current"] = gen{s.Current.Backend, s.Current.PolicyFile, s.Current.PolicyHash, s.Current.AppliedAt}
+		}
+		if s.Pending != nil {
+			out["pending_until"] = s.Pending.Deadline
+		}
+		if s.Drift {
+			out["drift_detail"] = s.DriftDetail
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else if s.Current == nil {
+		fmt.Fprintln(e.stdout, "sipwall's ruleset is not applied")
+	} else {
+		c := s.Current
+		fmt.Fprintf(e.stdout, "applied:  %s, %s\npolicy:   %s (sha256 %s)\n", c.Backend, c.AppliedAt.Format(time.RFC3339), c.PolicyFile, c.PolicyHash[:min(12, len(c.PolicyHash))])
+		if s.PolicyChanged {
+			fmt.Fprintln(e.stdout, "          the policy file changed since: run sipwall apply")
+		}
+		if s.Pending != nil {
+			fmt.Fprintf(e.stdout, "pending:  not confirmed; rolls back at %s unless `sipwall confirm`\n", s.Pending.Deadline.Format(time.RFC3339))
+		}
+		if s.Drift {
+			fmt.Fprintf(e.stdout, "drift:    the kernel's ruleset differs from what sipwall applied:\n%s\n", indent(s.DriftDetail))
+		} else {
+			fmt.Fprintln(e.stdout, "drift:    none")
+		}
+	}
+	if s.Drift {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
