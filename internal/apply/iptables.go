@@ -79,28 +79,142 @@ var families = []family{
 
 var managedTables = []string{"raw", "filter"}
 
-// snapshot reads the managed tables of a family, with counters, for an
-// exact restore if the apply fails halfway.
-func (b iptBackend) snapshot(ctx context.Context, f family) (map[string]string, error) {
-	snap := map[string]string{}
+// ownPart extracts sipwall's part of a kernel listing as a rules file:
+// sipwall's chains and rules, the hook jumps to them, and the built-in
+// policies that differ from now's (declaring a built-in chain creates it
+// under iptables-nft, so only the ones to change are declared).
+func ownPart(snap, now map[string]*iptTable) string {
+	var b strings.Builder
 	for _, t := range managedTables {
-		out, err := b.r.Run(ctx, nil, f.save, "-c", "-t", t)
+		st := snap[t]
+		if st == nil {
+			continue
+		}
+		nt := now[t]
+		fmt.Fprintf(&b, "*%s\n", t)
+		for _, c := range st.order {
+			if builtins[c] && nt != nil && nt.policies[c] != "" && nt.policies[c] != st.policies[c] {
+				fmt.Fprintf(&b, ":%s %s [0:0]\n", c, st.policies[c])
+			} else if strings.HasPrefix(c, ownPrefix) {
+				fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+			}
+		}
+		for _, r := range st.rules {
+			c, tgt, isJump := jumpTarget(r)
+			if strings.HasPrefix(strings.Fields(r)[1], ownPrefix) || (isJump && builtins[c] && strings.HasPrefix(tgt, ownPrefix)) {
+				b.WriteString(r + "\n")
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}
+
+// kernelTables reads the managed tables of a family as the kernel has them.
+func (b iptBackend) kernelTables(ctx context.Context, f family) (map[string]*iptTable, error) {
+	out := map[string]*iptTable{}
+	for _, t := range managedTables {
+		text, err := b.r.Run(ctx, nil, f.save, "-t", t)
 		if err != nil {
 			return nil, fmt.Errorf("iptables: read table %s (IPv%s): %w", t, f.v, err)
 		}
-		snap[t] = out
+		if tab := parseIPT(text)[t]; tab != nil {
+			out[t] = tab
+		}
 	}
-	return snap, nil
+	return out, nil
 }
 
-// restoreSnapshot puts tables back exactly as snapshot read them.
-func (b iptBackend) restoreSnapshot(ctx context.Context, f family, snap map[string]string) error {
-	var all strings.Builder
-	for _, t := range managedTables {
-		all.WriteString(snap[t])
+// revert undoes a partly applied family: sipwall's part is put back as the
+// snapshot had it, with the same surgical --noflush input as an apply, so
+// other tools' rules are not even rewritten. Tables that did not exist
+// before are removed again when nothing but empty built-in chains is left.
+func (b iptBackend) revert(ctx context.Context, f family, snap map[string]*iptTable, existed map[string]bool) error {
+	now, err := b.kernelTables(ctx, f)
+	if err != nil {
+		return err
 	}
-	_, err := b.r.Run(ctx, strings.NewReader(all.String()), f.restore, "-c")
-	return err
+	input := restoreInput(f, ownPart(snap, now), now, &State{})
+	if _, err := b.r.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
+		return err
+	}
+	return b.dropCreatedTables(ctx, f, existed)
+}
+
+// nftTableFamily is the nftables family iptables-nft keeps a family's tables in.
+func (f family) nftFamily() string {
+	if f.v == "6" {
+		return "ip6"
+	}
+	return "ip"
+}
+
+var nftChainName = regexp.MustCompile(`(?m)^\tchain (\S+) \{`)
+
+// tablesExisting reports which managed tables ("raw") and built-in chains
+// ("raw PREROUTING") exist in the kernel. iptables-nft creates them on
+// first use; with iptables-legacy they always exist.
+func (b iptBackend) tablesExisting(ctx context.Context, f family) map[string]bool {
+	out := map[string]bool{}
+	ver, _ := b.r.Run(ctx, nil, f.restore, "--version")
+	for _, t := range managedTables {
+		if !strings.Contains(ver, "nf_tables") {
+			out[t] = true
+			for c := range builtins {
+				out[t+" "+c] = true
+			}
+			continue
+		}
+		listing, err := b.r.Run(ctx, nil, "nft", "list", "table", f.nftFamily(), t)
+		out[t] = err == nil
+		for _, m := range nftChainName.FindAllStringSubmatch(listing, -1) {
+			out[t+" "+m[1]] = true
+		}
+	}
+	return out
+}
+
+// dropCreatedTables removes the tables and built-in chains that did not
+// exist before, if they hold nothing: empty, with an ACCEPT policy.
+func (b iptBackend) dropCreatedTables(ctx context.Context, f family, existed map[string]bool) error {
+	now, err := b.kernelTables(ctx, f)
+	if err != nil {
+		return err
+	}
+	for _, t := range managedTables {
+		if existed[t] {
+			tab := now[t]
+			if tab == nil {
+				continue
+			}
+			for _, c := range tab.order {
+				if !builtins[c] || existed[t+" "+c] || tab.policies[c] != "ACCEPT" {
+					continue
+				}
+				used := false
+				for _, r := range tab.rules {
+					used = used || strings.Fields(r)[1] == c
+				}
+				if !used {
+					b.r.Run(ctx, nil, "nft", "delete", "chain", f.nftFamily(), t, c)
+				}
+			}
+			continue
+		}
+		tab := now[t]
+		empty := tab == nil || len(tab.rules) == 0
+		if tab != nil {
+			for _, c := range tab.order {
+				if !builtins[c] || tab.policies[c] != "ACCEPT" {
+					empty = false
+				}
+			}
+		}
+		if empty {
+			b.r.Run(ctx, nil, "nft", "delete", "table", f.nftFamily(), t)
+		}
+	}
+	return nil
 }
 
 // restoreInput turns a rendered rules file into iptables-restore --noflush
@@ -208,18 +322,23 @@ func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *St
 
 // install loads rules.v4, rules.v6 and ipsets. Sets come first (rules
 // refer to them); existing sets keep their entries. If either family's
-// restore fails, both families' tables are put back exactly as they were
-// and the sets this apply created are destroyed.
+// restore fails, sipwall's part of both families is put back as it was,
+// the tables this apply created are removed, and so are the sets it
+// created: the kernel holds exactly what it held before.
 func (b iptBackend) install(ctx context.Context, files map[string]string, st *State) error {
 	created, err := b.ensureSets(ctx, files["ipsets"])
 	if err != nil {
 		return err
 	}
-	snaps := map[string]map[string]string{}
+	type before struct {
+		tables  map[string]*iptTable
+		existed map[string]bool
+	}
+	done := map[string]before{}
 	undo := func() {
 		for _, f := range families {
-			if s, ok := snaps[f.v]; ok {
-				b.restoreSnapshot(ctx, f, s)
+			if s, ok := done[f.v]; ok {
+				b.revert(ctx, f, s.tables, s.existed)
 			}
 		}
 		for _, s := range created {
@@ -231,25 +350,34 @@ func (b iptBackend) install(ctx context.Context, files map[string]string, st *St
 		if files[f.file] == "" && !b.hasOwn(ctx, f) {
 			continue
 		}
-		snap, err := b.snapshot(ctx, f)
+		existed := b.tablesExisting(ctx, f)
+		kernel, err := b.kernelTables(ctx, f)
 		if err != nil {
 			undo()
 			return err
 		}
-		snaps[f.v] = snap
-		kernel := map[string]*iptTable{}
-		for t, text := range snap {
-			for name, tab := range parseIPT(text) {
-				if name == t {
-					kernel[t] = tab
-				}
-			}
-		}
+		done[f.v] = before{kernel, existed}
 		input := restoreInput(f, files[f.file], kernel, st)
 		if _, err := b.r.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
 			undo()
 			st.BuiltinPolicies = saved
 			return fmt.Errorf("%s refused the IPv%s rules, nothing changed: %w", f.restore, f.v, err)
+		}
+		if st.CreatedTables == nil {
+			st.CreatedTables = map[string]bool{}
+		}
+		for t, ok := range existed {
+			key := f.v + " " + t
+			if !ok && !st.CreatedTables[key] {
+				st.CreatedTables[key] = true
+			}
+		}
+		// Built-in chains iptables-nft creates when sipwall declares them.
+		after := b.tablesExisting(ctx, f)
+		for k := range after {
+			if strings.Contains(k, " ") && !existed[k] {
+				st.CreatedTables[f.v+" "+k] = true
+			}
 		}
 	}
 	return nil
@@ -399,10 +527,27 @@ func (b iptBackend) migrate(ctx context.Context, name, typ, opts string) error {
 	return nil
 }
 
-// uninstall removes sipwall's chains and jumps and restores the built-in
-// policies; the sets (and the lists in them) are kept.
+// uninstall removes sipwall's chains and jumps, restores the built-in
+// policies and removes the tables sipwall created; the sets (and the lists
+// in them) are kept.
 func (b iptBackend) uninstall(ctx context.Context, st *State) error {
-	return b.install(ctx, map[string]string{}, st)
+	if err := b.install(ctx, map[string]string{}, st); err != nil {
+		return err
+	}
+	for _, f := range families {
+		existed := map[string]bool{}
+		for _, t := range managedTables {
+			existed[t] = !st.CreatedTables[f.v+" "+t]
+			for c := range builtins {
+				existed[t+" "+c] = !st.CreatedTables[f.v+" "+t+" "+c]
+			}
+		}
+		if err := b.dropCreatedTables(ctx, f, existed); err != nil {
+			return err
+		}
+	}
+	st.CreatedTables = nil
+	return nil
 }
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)

@@ -49,6 +49,9 @@ type State struct {
 	// sipwall first set them ("4 filter INPUT" → "ACCEPT"); removing
 	// sipwall puts them back.
 	BuiltinPolicies map[string]string `json:"builtin_policies,omitempty"`
+	// CreatedTables are the iptables tables ("4 raw") that did not exist
+	// before sipwall: removing sipwall removes them.
+	CreatedTables map[string]bool `json:"created_tables,omitempty"`
 }
 
 // HashFile returns the SHA-256 of a file's contents, in hex.

@@ -181,3 +181,27 @@ func TestInit(t *testing.T) {
 		t.Errorf("init without hostname: exit %d\n%s", code, text)
 	}
 }
+
+func TestApplyRefusesToCutTheSSHSession(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SIPWALL_STATE_DIR", dir)
+	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 192.0.2.10 22")
+	code, _, errs := run(t, "apply", "-c", lab, "--backend", "nftables")
+	if code != exitFailure || !strings.Contains(errs, "arrives on port 22") || !strings.Contains(errs, "Nothing changed") {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err == nil {
+		t.Error("a refused apply wrote state")
+	}
+	for _, args := range [][]string{
+		{"apply", "-c", lab, "--confirm", "soon"},
+		{"apply", "-c", lab, "--backend", "pf"},
+	} {
+		if code, _, _ := run(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code, _, errs := run(t, "confirm"); code != exitFailure || !strings.Contains(errs, "nothing to confirm") {
+		t.Errorf("confirm with nothing pending: exit %d %s", code, errs)
+	}
+}
