@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -14,9 +13,7 @@ const auditSynopsis = "[-c POLICY] [--json] [--sshd-config FILE] [--asterisk-dir
 // compares the host with: the exposure the policy allows and the state of
 // the applied ruleset. A nil Exposure means the comparison is not available;
 // the audit then says so in an info finding and skips those checks.
-var auditPolicy = func(ctx context.Context, path string) (*audit.Exposure, audit.FirewallState, error) {
-	return nil, nil, nil
-}
+var auditPolicy = policyExposure
 
 // runAudit implements "sipwall audit": it prints findings about the host
 // (sshd, Asterisk, sockets, kernel, firewall) and exits 1 when any of them
