@@ -163,6 +163,7 @@ func (p *Packet) decodeIPv4(b []byte) error {
 		end = len(b)
 	}
 	p.Layers.add(LayerIPv4)
+	p.Network = b[:end]
 	data := b[ihl:end]
 	if p.FragOffset != 0 {
 		p.Payload = data
@@ -195,6 +196,7 @@ func (p *Packet) decodeIPv6(b []byte) error {
 		end = len(b)
 	}
 	p.Layers.add(LayerIPv6)
+	p.Network = b[:end]
 	next := b[6]
 	data := b[40:end]
 	for {

@@ -206,6 +206,11 @@ type Packet struct {
 	// what was captured.
 	Truncated bool
 
+	// Network is the IP datagram from its first header byte to its end (as
+	// the header states it, cut at what was captured): the bytes iptables'
+	// string match counts its --from/--to offsets in.
+	Network []byte
+
 	// Transport layer.
 	SrcPort, DstPort uint16
 	TCPFlags         uint8

@@ -1,0 +1,617 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/render/iptables"
+	"github.com/sipwall/sipwall/internal/render/nft"
+)
+
+// opKind is the kind of a compiled match.
+type opKind uint8
+
+const (
+	opIface opKind = iota
+	opProto
+	opSrc
+	opDst
+	opDPort
+	opSPort
+	opFlags
+	opCT
+	opICMP
+	opFrag
+	opLength
+	opSet
+	opString
+	opPayload
+	opRecent
+	opLimit
+	opRate
+	opFamily // nft "meta nfproto": cheap guard, evaluated first
+)
+
+// op is one compiled match.
+type op struct {
+	kind     opKind
+	neg      bool
+	u8       uint8
+	mask     uint8
+	lo, hi   uint16
+	ports    []ir.PortRange
+	prefixes []netip.Prefix
+	iface    string
+	wild     bool
+	set      int // index into Engine.sets
+	dir      ir.Direction
+	str      *strMatcher
+	payload  []byte
+	recent   int // index into Engine.recents
+	rcfg     ir.Recent
+	limit    int // index into Engine.limits
+	rate     int // index into Engine.rates
+}
+
+type stmtKind uint8
+
+const (
+	stLog stmtKind = iota
+	stNFLog
+	stAdd
+)
+
+type stmt struct {
+	kind    stmtKind
+	group   uint16
+	set     int
+	dir     ir.Direction
+	timeout time.Duration
+}
+
+// xrule is one rendered rule, compiled.
+type xrule struct {
+	id      int
+	ops     []op
+	stmts   []stmt
+	verdict ir.VerdictKind
+	jump    int // chain index for Jump
+}
+
+type xchain struct {
+	name   string
+	rules  []xrule
+	base   bool
+	policy ir.VerdictKind
+}
+
+// famProg is the program for one address family.
+type famProg struct {
+	chains   []xchain
+	byName   map[string]int
+	prerout  []int // base chains at prerouting (raw), in priority order
+	input    []int // base chains at input (filter)
+	output   []int
+	hasRules bool
+}
+
+// Program is a compiled ruleset for one backend.
+type Program struct {
+	Backend Backend
+	Rules   []Rule
+	// Policies lists the base chains whose policy can decide a packet.
+	rs      *ir.Ruleset
+	fam     [2]famProg // IPv4, IPv6
+	sets    []setSpec
+	rates   []rateSpec
+	limits  []limitSpec
+	recents []string
+	strs    []*strMatcher
+}
+
+type setSpec struct {
+	name string
+	fam  ir.Family
+	set  *ir.Set
+}
+
+type rateSpec struct {
+	name string
+	fam  ir.Family
+	m    ir.SourceRateOver
+}
+
+type limitSpec struct{ m ir.Limit }
+
+func famIndex(f ir.Family) int {
+	if f == ir.IPv6 {
+		return 1
+	}
+	return 0
+}
+
+// Compile builds the program of rs for backend b.
+func Compile(rs *ir.Ruleset, b Backend) (*Program, error) {
+	p := &Program{Backend: b, rs: rs}
+	var err error
+	switch b {
+	case IPTables:
+		err = p.buildIPTables()
+	case NFTables:
+		err = p.buildNFT()
+	default:
+		err = fmt.Errorf("unknown backend %q", b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return p, nil
+}
+
+var builtinName = map[ir.Hook]string{ir.Prerouting: "PREROUTING", ir.Input: "INPUT", ir.Forward: "FORWARD", ir.Output: "OUTPUT"}
+
+func usedBy(c *ir.Chain, f ir.Family) bool {
+	if len(c.Rules) == 0 {
+		return true
+	}
+	for _, r := range c.Rules {
+		if r.Fam().Has(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleLines returns the "-A" lines of an iptables-restore file in order.
+func ruleLines(text string) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (p *Program) buildIPTables() error {
+	out, err := iptables.Render(p.rs)
+	if err != nil {
+		return err
+	}
+	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
+		fp := &p.fam[famIndex(f)]
+		fp.byName = map[string]int{}
+		if !p.rs.Families.Has(f) {
+			continue
+		}
+		text := out.V4
+		if f == ir.IPv6 {
+			text = out.V6
+		}
+		lines := ruleLines(text)
+		var rules []pending
+		for _, t := range []ir.Table{ir.Raw, ir.Filter} {
+			var chains []*ir.Chain
+			for _, c := range p.rs.Chains {
+				if c.Table == t && usedBy(c, f) {
+					chains = append(chains, c)
+				}
+			}
+			// Built-in chains, with the policy the renderer writes.
+			for _, h := range []ir.Hook{ir.Prerouting, ir.Input, ir.Forward, ir.Output} {
+				idx := -1
+				for _, c := range chains {
+					if c.Hook == h {
+						if idx < 0 {
+							idx = fp.addChain(string(t)+"/"+builtinName[h], true)
+							switch h {
+							case ir.Prerouting:
+								fp.prerout = append(fp.prerout, idx)
+							case ir.Input:
+								fp.input = append(fp.input, idx)
+							case ir.Output:
+								fp.output = append(fp.output, idx)
+							}
+						}
+						fp.chains[idx].policy = policyKind(c.Policy)
+					}
+				}
+			}
+			for _, c := range chains {
+				if !c.Builtin {
+					fp.addChain(string(t)+"/"+c.Name, false)
+				}
+			}
+			for _, c := range chains {
+				if c.Hook != "" && !c.Builtin {
+					bi := fp.byName[string(t)+"/"+builtinName[c.Hook]]
+					rules = append(rules, pending{chain: bi, table: t, chainName: builtinName[c.Hook],
+						r: &ir.Rule{Verdict: ir.JumpTo(c.Name)}, fam: f})
+				}
+			}
+			for _, c := range chains {
+				name := c.Name
+				ci := fp.byName[string(t)+"/"+c.Name]
+				if c.Builtin {
+					name = builtinName[c.Hook]
+					ci = fp.byName[string(t)+"/"+name]
+				}
+				for _, r := range c.Rules {
+					if !r.Fam().Has(f) {
+						continue
+					}
+					// One rendered rule per source (or destination) prefix.
+					for _, x := range expandPrefixes(r) {
+						rules = append(rules, pending{chain: ci, table: t, chainName: name, r: x, orig: r, fam: f})
+					}
+				}
+			}
+		}
+		if len(rules) != len(lines) {
+			return fmt.Errorf("iptables %s: %d rules compiled but %d rendered", f, len(rules), len(lines))
+		}
+		for i, pr := range rules {
+			if !strings.HasPrefix(lines[i], "-A "+pr.chainName+" ") {
+				return fmt.Errorf("iptables %s: rule %d is in chain %s but rendered as %q", f, i+1, pr.chainName, lines[i])
+			}
+			pr.text = lines[i]
+			if err := p.addRule(fp, pr, ir.Table(pr.table)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pending is a rule on its way into the program.
+type pending struct {
+	chain     int
+	table     ir.Table
+	chainName string
+	r         *ir.Rule // the rule to compile (a prefix expansion of orig)
+	orig      *ir.Rule
+	fam       ir.Family // IPv4, IPv6, or Both (nft rules for both families)
+	text      string
+}
+
+// expandPrefixes splits a rule matching several source or destination
+// prefixes into one rule per prefix, as the iptables renderer writes it.
+func expandPrefixes(r *ir.Rule) []*ir.Rule {
+	for i, m := range r.Matches {
+		var ps []netip.Prefix
+		var neg, dst bool
+		switch m := m.(type) {
+		case ir.Src:
+			ps, neg = m.Prefixes, m.Neg
+		case ir.Dst:
+			ps, neg, dst = m.Prefixes, m.Neg, true
+		default:
+			continue
+		}
+		if len(ps) <= 1 {
+			continue
+		}
+		out := make([]*ir.Rule, len(ps))
+		for j, pf := range ps {
+			c := *r
+			c.Matches = append([]ir.Match(nil), r.Matches...)
+			if dst {
+				c.Matches[i] = ir.Dst{Prefixes: []netip.Prefix{pf}, Neg: neg}
+			} else {
+				c.Matches[i] = ir.Src{Prefixes: []netip.Prefix{pf}, Neg: neg}
+			}
+			out[j] = &c
+		}
+		return out
+	}
+	return []*ir.Rule{r}
+}
+
+func policyKind(v ir.Verdict) ir.VerdictKind {
+	if v.Kind == ir.Drop {
+		return ir.Drop
+	}
+	return ir.Accept
+}
+
+func (fp *famProg) addChain(name string, base bool) int {
+	if i, ok := fp.byName[name]; ok {
+		return i
+	}
+	fp.chains = append(fp.chains, xchain{name: name, base: base, policy: ir.Accept})
+	fp.byName[name] = len(fp.chains) - 1
+	return len(fp.chains) - 1
+}
+
+// familySpecific mirrors the nftables renderer: a rule that names an
+// address, a set, an ICMP type, a length or a fragment is written once per
+// family.
+func familySpecific(r *ir.Rule) bool {
+	for _, m := range r.Matches {
+		switch m.(type) {
+		case ir.InSet, ir.SourceRateOver, ir.ICMPType, ir.Length, ir.Src, ir.Dst, ir.Fragment:
+			return true
+		}
+	}
+	for _, s := range r.Stmts {
+		if _, ok := s.(ir.AddToSet); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Program) buildNFT() error {
+	text, err := nft.Render(p.rs)
+	if err != nil {
+		return err
+	}
+	// The rendered rules, chain by chain.
+	var lines []string
+	var lineChains []string
+	chain := ""
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "\tchain ") {
+			chain = strings.TrimSuffix(strings.TrimPrefix(l, "\tchain "), " {")
+			continue
+		}
+		if chain != "" && strings.HasPrefix(l, "\t\t") && !strings.HasPrefix(l, "\t\ttype ") {
+			lines = append(lines, strings.TrimPrefix(l, "\t\t"))
+			lineChains = append(lineChains, chain)
+		}
+		if l == "\t}" {
+			chain = ""
+		}
+	}
+	fams := []ir.Family{ir.IPv4}
+	if p.rs.Families == ir.Both {
+		fams = []ir.Family{ir.IPv4, ir.IPv6}
+	}
+	for i := range p.fam {
+		fp := &p.fam[i]
+		fp.byName = map[string]int{}
+		for _, c := range p.rs.Chains {
+			ci := fp.addChain(c.Name, c.Hook != "")
+			if c.Hook != "" {
+				fp.chains[ci].policy = policyKind(c.Policy)
+			}
+		}
+		// Base chains by priority: raw (-300) before filter (0).
+		for _, t := range []ir.Table{ir.Raw, ir.Filter} {
+			for _, c := range p.rs.Chains {
+				if c.Table != t {
+					continue
+				}
+				switch c.Hook {
+				case ir.Prerouting:
+					fp.prerout = append(fp.prerout, fp.byName[c.Name])
+				case ir.Input:
+					fp.input = append(fp.input, fp.byName[c.Name])
+				case ir.Output:
+					fp.output = append(fp.output, fp.byName[c.Name])
+				}
+			}
+		}
+	}
+	n := 0
+	for _, c := range p.rs.Chains {
+		for _, r := range c.Rules {
+			for _, f := range fams {
+				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !familySpecific(r) && f == ir.IPv6) {
+					continue
+				}
+				ff := f
+				if r.Fam() == ir.Both && !familySpecific(r) {
+					ff = ir.Both
+				}
+				if n >= len(lines) || lineChains[n] != c.Name {
+					return fmt.Errorf("nftables: rule %d of chain %s has no rendered line", n+1, c.Name)
+				}
+				pr := pending{table: c.Table, chainName: c.Name, r: r, orig: r, fam: ff, text: lines[n]}
+				n++
+				id := len(p.Rules)
+				fp := &p.fam[famIndex(f)]
+				pr.chain = fp.byName[c.Name]
+				if err := p.addRuleID(fp, pr, f, id); err != nil {
+					return err
+				}
+				if ff == ir.Both {
+					// One rule, one counter and one limit for both
+					// families: the IPv6 program shares the compiled rule.
+					v4 := &p.fam[0].chains[pr.chain].rules
+					v6 := &p.fam[1].chains[p.fam[1].byName[c.Name]].rules
+					*v6 = append(*v6, (*v4)[len(*v4)-1])
+					p.fam[1].hasRules = true
+				}
+				p.Rules = append(p.Rules, p.ruleInfo(pr, len(p.Rules)))
+			}
+		}
+	}
+	if n != len(lines) {
+		return fmt.Errorf("nftables: %d rules compiled but %d rendered", n, len(lines))
+	}
+	// Positions within each chain.
+	pos := map[string]int{}
+	for i := range p.Rules {
+		pos[p.Rules[i].Chain]++
+		p.Rules[i].Position = pos[p.Rules[i].Chain]
+	}
+	return nil
+}
+
+func (p *Program) ruleInfo(pr pending, id int) Rule {
+	orig := pr.orig
+	if orig == nil {
+		orig = pr.r
+	}
+	ri := Rule{Family: pr.fam, Table: pr.table, Chain: pr.chainName, Text: pr.text, Comment: pr.r.Comment, Verdict: pr.r.Verdict.Kind, IR: orig}
+	for _, m := range pr.r.Matches {
+		if _, ok := m.(ir.SourceRateOver); ok {
+			ri.RateLimit = true
+		}
+	}
+	for _, s := range pr.r.Stmts {
+		if a, ok := s.(ir.AddToSet); ok {
+			ri.AddsTo = a.Set
+		}
+	}
+	return ri
+}
+
+// addRule adds an iptables rule (one family) to the program.
+func (p *Program) addRule(fp *famProg, pr pending, t ir.Table) error {
+	id := len(p.Rules)
+	if err := p.addRuleID(fp, pr, pr.fam, id); err != nil {
+		return err
+	}
+	ri := p.ruleInfo(pr, id)
+	n := 0
+	for _, r := range p.Rules {
+		if r.Family == pr.fam && r.Table == t && r.Chain == pr.chainName {
+			n++
+		}
+	}
+	ri.Position = n + 1
+	p.Rules = append(p.Rules, ri)
+	return nil
+}
+
+// addRuleID compiles pr for family f and appends it to its chain in fp.
+func (p *Program) addRuleID(fp *famProg, pr pending, f ir.Family, id int) error {
+	r := pr.r
+	x := xrule{id: id, verdict: r.Verdict.Kind}
+	if r.Verdict.Kind == ir.Jump {
+		key := r.Verdict.Chain
+		if p.Backend == IPTables {
+			key = string(pr.table) + "/" + key
+		}
+		ci, ok := fp.byName[key]
+		if !ok {
+			return fmt.Errorf("rule %q jumps to unknown chain %s", pr.text, r.Verdict.Chain)
+		}
+		x.jump = ci
+	}
+	if pr.fam != ir.Both && p.Backend == NFTables {
+		x.ops = append(x.ops, op{kind: opFamily, u8: uint8(pr.fam)})
+	}
+	proto := uint8(0)
+	for _, m := range r.Matches {
+		if pm, ok := m.(ir.Proto); ok {
+			proto = pm.Proto
+		}
+	}
+	var late []op // nftables evaluates per-source limits after the matches
+	for _, m := range r.Matches {
+		o, err := p.compileMatch(m, f, proto)
+		if err != nil {
+			return fmt.Errorf("rule %q: %w", pr.text, err)
+		}
+		if o.kind == opRate && p.Backend == NFTables {
+			late = append(late, o)
+			continue
+		}
+		x.ops = append(x.ops, o)
+	}
+	x.ops = append(x.ops, late...)
+	for _, s := range r.Stmts {
+		switch s := s.(type) {
+		case ir.Log:
+			x.stmts = append(x.stmts, stmt{kind: stLog})
+		case ir.NFLog:
+			x.stmts = append(x.stmts, stmt{kind: stNFLog, group: s.Group})
+		case ir.AddToSet:
+			x.stmts = append(x.stmts, stmt{kind: stAdd, set: p.setIndex(s.Set, f), dir: s.Dir, timeout: s.Timeout})
+		default:
+			return fmt.Errorf("unknown statement %T", s)
+		}
+	}
+	fp.chains[pr.chain].rules = append(fp.chains[pr.chain].rules, x)
+	fp.hasRules = true
+	return nil
+}
+
+func (p *Program) setIndex(name string, f ir.Family) int {
+	for i, s := range p.sets {
+		if s.name == name && s.fam == f {
+			return i
+		}
+	}
+	p.sets = append(p.sets, setSpec{name: name, fam: f, set: p.rs.Set(name)})
+	return len(p.sets) - 1
+}
+
+func (p *Program) compileMatch(m ir.Match, f ir.Family, proto uint8) (op, error) {
+	switch m := m.(type) {
+	case ir.InIface:
+		name, wild := m.Name, false
+		if strings.HasSuffix(name, "+") {
+			name, wild = strings.TrimSuffix(name, "+"), true
+		}
+		return op{kind: opIface, iface: name, wild: wild, neg: m.Neg}, nil
+	case ir.Proto:
+		return op{kind: opProto, u8: m.Proto}, nil
+	case ir.Src:
+		return op{kind: opSrc, prefixes: m.Prefixes, neg: m.Neg}, nil
+	case ir.Dst:
+		return op{kind: opDst, prefixes: m.Prefixes, neg: m.Neg}, nil
+	case ir.DPort:
+		return op{kind: opDPort, ports: m.Ports, u8: proto}, nil
+	case ir.SPort:
+		return op{kind: opSPort, ports: m.Ports, u8: proto}, nil
+	case ir.TCPFlags:
+		return op{kind: opFlags, mask: m.Mask, u8: m.Comp, neg: m.Neg}, nil
+	case ir.CTState:
+		return op{kind: opCT, u8: m.States}, nil
+	case ir.ICMPType:
+		return op{kind: opICMP, u8: m.Type}, nil
+	case ir.Fragment:
+		return op{kind: opFrag}, nil
+	case ir.Length:
+		return op{kind: opLength, lo: m.Min, hi: m.Max}, nil
+	case ir.InSet:
+		if p.rs.Set(m.Set) == nil {
+			return op{}, fmt.Errorf("unknown set %s", m.Set)
+		}
+		return op{kind: opSet, set: p.setIndex(m.Set, f), dir: m.Dir, neg: m.Neg}, nil
+	case ir.String:
+		if p.Backend != IPTables {
+			return op{}, fmt.Errorf("string match with nftables")
+		}
+		s := newStrMatcher(m.Pattern, m.IgnoreCase, m.From, m.To, algoBM)
+		p.strs = append(p.strs, s)
+		return op{kind: opString, str: s}, nil
+	case ir.Payload:
+		return op{kind: opPayload, lo: m.Offset, payload: []byte(m.Bytes)}, nil
+	case ir.Recent:
+		idx := -1
+		for i, n := range p.recents {
+			if n == m.Name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			p.recents = append(p.recents, m.Name)
+			idx = len(p.recents) - 1
+		}
+		return op{kind: opRecent, recent: idx, rcfg: m}, nil
+	case ir.Limit:
+		p.limits = append(p.limits, limitSpec{m: m})
+		return op{kind: opLimit, limit: len(p.limits) - 1}, nil
+	case ir.SourceRateOver:
+		idx := -1
+		for i, r := range p.rates {
+			if r.name == m.Name && r.fam == f {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			p.rates = append(p.rates, rateSpec{name: m.Name, fam: f, m: m})
+			idx = len(p.rates) - 1
+		}
+		return op{kind: opRate, rate: idx}, nil
+	}
+	return op{}, fmt.Errorf("unknown match %T", m)
+}

@@ -1,0 +1,579 @@
+// Package replay evaluates a compiled ruleset on captured traffic: it reads
+// pcap and pcapng files (package capture), merges them in timestamp order,
+// decodes every frame (package packet), hands the packets to and from the
+// host's addresses to the engine, and builds a report: per-rule counters in
+// the shape of iptables -nvL / nft list ruleset, per-source verdicts, the
+// lists each source entered and when, and totals.
+//
+// Packets to a local address arrive at the host; packets from one leave it.
+// The host's captured answers to packets the ruleset drops are suppressed
+// (it would never have sent them), so they do not teach conntrack a flow
+// the firewall refused.
+//
+// With the nftables backend the hostname knock and the scanner signatures
+// are checked by sipwall guard on packets the ruleset hands to nflog. Replay
+// models guard as an inspector that sees each such packet after the kernel
+// has decided it (nflog is asynchronous) and fills the admitted and
+// scanners sets at once; Options.NoGuard evaluates the kernel's ruleset
+// alone.
+package replay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/capture"
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/engine"
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/packet"
+	"github.com/sipwall/sipwall/internal/sip"
+)
+
+// Signature is a scanner signature for the guard inspector.
+type Signature struct {
+	Match      string
+	IgnoreCase bool
+}
+
+// Options configure a replay.
+type Options struct {
+	// Local are the host's addresses.
+	Local []netip.Addr
+	// Iface is the interface packets arrive on (default eth0).
+	Iface string
+	// Hostnames are the policy's secret hostnames: a source whose REGISTER
+	// carries one is a phone.
+	Hostnames []string
+	// Guard models sipwall guard's inspector for rulesets that hand SIP
+	// packets to nflog (nftables). Mode is the policy's sip.mode.
+	Guard      bool
+	Mode       string
+	UserAgents []string
+	Signatures []Signature
+	// Progress, when set, is called now and then with the bytes read so far.
+	Progress func(read int64)
+}
+
+// Input is one capture to replay.
+type Input struct {
+	Name string
+	R    io.Reader
+}
+
+// List names as the report gives them.
+const (
+	ListAdmitted    = "admitted"
+	ListScanner     = "scanner-banned"
+	ListTrapped     = "trap-banned"
+	ListRateLimited = "rate-limited"
+)
+
+// ListEntry is a list a source entered, and when.
+type ListEntry struct {
+	List string    `json:"list"`
+	At   time.Time `json:"at"`
+}
+
+// RuleRef names a rule.
+type RuleRef struct {
+	Family   string `json:"family"`
+	Table    string `json:"table"`
+	Chain    string `json:"chain"`
+	Position int    `json:"position"`
+	Text     string `json:"text"`
+}
+
+// Drop is the first drop of a source.
+type Drop struct {
+	RuleRef
+	At     time.Time `json:"at"`
+	Packet int       `json:"packet"`
+	File   string    `json:"file"`
+}
+
+// Source is what happened to one source address.
+type Source struct {
+	Addr        netip.Addr  `json:"addr"`
+	Packets     int         `json:"packets"`
+	Bytes       uint64      `json:"bytes"`
+	Accepted    int         `json:"accepted"`
+	Dropped     int         `json:"dropped"`
+	SIPRequests int         `json:"sip_requests"`
+	SIPAccepted int         `json:"sip_accepted"`
+	Lists       []ListEntry `json:"lists"`
+	FirstDrop   *Drop       `json:"first_drop,omitempty"`
+	UserAgents  []string    `json:"user_agents"`
+	// Knocked: the source sent a REGISTER carrying a configured hostname.
+	Knocked bool `json:"sent_hostname"`
+	// Methods counts the source's SIP requests by method.
+	Methods map[string]*MethodCount `json:"methods"`
+	FirstAt time.Time               `json:"first_seen"`
+	LastAt  time.Time               `json:"last_seen"`
+	lists   uint8
+}
+
+// MethodCount counts requests of one method.
+type MethodCount struct {
+	Seen     int `json:"seen"`
+	Accepted int `json:"accepted"`
+}
+
+// RuleCount is one rule's counters.
+type RuleCount struct {
+	RuleRef
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// PolicyCount is one base chain policy's counters.
+type PolicyCount struct {
+	Chain   string `json:"chain"`
+	Policy  string `json:"policy"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Totals sum the report up.
+type Totals struct {
+	// ScanAttemptsThwarted: packets dropped from sources banned as
+	// scanners or caught by a trap port (the article's sum of its BADSIP
+	// and trap counters, whichever rule did the dropping).
+	ScanAttemptsThwarted uint64 `json:"scan_attempts_thwarted"`
+	SourcesBanned        int    `json:"sources_banned"`
+	PhonesAdmitted       int    `json:"phones_admitted"`
+	// LockedOut lists every source that sent a REGISTER carrying a
+	// configured hostname but still had a request dropped.
+	LockedOut []netip.Addr `json:"locked_out"`
+}
+
+// Report is the result of a replay.
+type Report struct {
+	Backend   string        `json:"backend"`
+	Files     []string      `json:"files"`
+	Local     []netip.Addr  `json:"local"`
+	Guard     bool          `json:"guard"`
+	First     time.Time     `json:"first"`
+	Last      time.Time     `json:"last"`
+	Frames    int           `json:"frames"`
+	Packets   int           `json:"packets"` // packets to the host, evaluated
+	Accepted  int           `json:"accepted"`
+	Dropped   int           `json:"dropped"`
+	Outgoing  int           `json:"outgoing"`   // packets from the host, evaluated
+	Suppress  int           `json:"suppressed"` // answers the host would not have sent
+	Other     int           `json:"other"`      // frames neither to nor from the host, or not IP
+	Sources   []*Source     `json:"sources"`
+	Rules     []RuleCount   `json:"rules"`
+	Policies  []PolicyCount `json:"policies"`
+	Totals    Totals        `json:"totals"`
+	Warnings  []string      `json:"warnings"`
+	Complete  bool          `json:"complete"`
+	bySource  map[netip.Addr]*Source
+	undecoded int
+}
+
+// maxUserAgents bounds the user-agents kept per source.
+const maxUserAgents = 8
+
+// maxWarnings bounds the warnings kept (the rest are counted).
+const maxWarnings = 50
+
+type stream struct {
+	name string
+	rd   *capture.Reader
+	rec  capture.Record
+	ok   bool
+	cnt  *countingReader
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Run replays the inputs through a fresh engine for prog. It returns the
+// report, complete or not, and an error when the report is incomplete
+// (a capture could not be read to its end, a packet could not be decoded,
+// no packet reached the host).
+func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
+	eng := engine.New(prog, engine.Options{Iface: opt.Iface, Outgoing: true})
+	rep := &Report{Backend: string(prog.Backend), Local: opt.Local, Guard: opt.Guard, bySource: map[netip.Addr]*Source{}}
+	var errs []error
+	warn := func(err error) {
+		errs = append(errs, err)
+		if len(rep.Warnings) < maxWarnings {
+			rep.Warnings = append(rep.Warnings, err.Error())
+		}
+	}
+	var streams []*stream
+	for _, in := range inputs {
+		rep.Files = append(rep.Files, in.Name)
+		cr := &countingReader{r: in.R}
+		rd, err := capture.NewReader(in.Name, cr)
+		if err != nil {
+			warn(err)
+			continue
+		}
+		s := &stream{name: in.Name, rd: rd, cnt: cr}
+		streams = append(streams, s)
+	}
+	advance := func(s *stream) {
+		rec, err := s.rd.Next()
+		if err != nil {
+			s.ok = false
+			if !errors.Is(err, io.EOF) {
+				warn(err)
+			}
+			return
+		}
+		s.rec, s.ok = rec, true
+	}
+	for _, s := range streams {
+		advance(s)
+	}
+	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog}
+	var pkt packet.Packet
+	nextProgress := int64(0)
+	for {
+		// The stream with the earliest packet (captures are merged).
+		var cur *stream
+		for _, s := range streams {
+			if s.ok && (cur == nil || s.rec.Timestamp.Before(cur.rec.Timestamp)) {
+				cur = s
+			}
+		}
+		if cur == nil {
+			break
+		}
+		rep.Frames++
+		if err := packet.Decode(cur.rec.LinkType, cur.rec.Data, &pkt); err != nil && pkt.IPVersion == 0 || err != nil && !pkt.Layers.Has(packet.LayerIPv4) && !pkt.Layers.Has(packet.LayerIPv6) {
+			rep.undecoded++
+			warn(fmt.Errorf("%s: packet %d: %v (skipped)", cur.name, cur.rec.Number, err))
+		} else {
+			if err != nil {
+				// The IP header is sound; the transport header is not. The
+				// kernel would see the packet as it is: evaluate it.
+				warn(fmt.Errorf("%s: packet %d: %v (evaluated as captured)", cur.name, cur.rec.Number, err))
+			}
+			r.packet(&pkt, cur)
+		}
+		if opt.Progress != nil && rep.Frames&1023 == 0 {
+			var read int64
+			for _, s := range streams {
+				read += s.cnt.n
+			}
+			if read >= nextProgress {
+				opt.Progress(read)
+				nextProgress = read + 1<<20
+			}
+		}
+		advance(cur)
+	}
+	r.finish()
+	if rep.Packets == 0 {
+		warn(fmt.Errorf("no packet to a local address (%s) in %v", addrList(opt.Local), rep.Files))
+	}
+	rep.Complete = len(errs) == 0
+	if len(errs) > maxWarnings {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("... and %d more", len(errs)-maxWarnings))
+	}
+	return rep, errors.Join(errs...)
+}
+
+func addrList(as []netip.Addr) string {
+	var b bytes.Buffer
+	for i, a := range as {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
+}
+
+// runner holds a replay's working state.
+type runner struct {
+	eng  *engine.Engine
+	rep  *Report
+	opt  Options
+	prog *engine.Program
+	msg  sip.Message
+}
+
+func (r *runner) local(a netip.Addr) bool {
+	for _, l := range r.opt.Local {
+		if l == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *runner) source(a netip.Addr, t time.Time) *Source {
+	s := r.rep.bySource[a]
+	if s == nil {
+		s = &Source{Addr: a, FirstAt: t, Lists: []ListEntry{}, UserAgents: []string{}, Methods: map[string]*MethodCount{}}
+		r.rep.bySource[a] = s
+	}
+	s.LastAt = t
+	return s
+}
+
+var listBits = map[string]uint8{ListAdmitted: 1, ListScanner: 2, ListTrapped: 4, ListRateLimited: 8}
+
+func (r *runner) enter(s *Source, list string, t time.Time) {
+	b := listBits[list]
+	if s.lists&b != 0 {
+		return
+	}
+	s.lists |= b
+	s.Lists = append(s.Lists, ListEntry{List: list, At: t})
+}
+
+func listOf(set string) string {
+	switch set {
+	case compile.SetAdmitted, "MYSIP":
+		return ListAdmitted
+	case compile.SetScanners, "BADSIP":
+		return ListScanner
+	case compile.SetTrapped, "RLM":
+		return ListTrapped
+	}
+	return ""
+}
+
+func (r *runner) packet(p *packet.Packet, st *stream) {
+	rep := r.rep
+	ts := st.rec.Timestamp
+	if rep.First.IsZero() || ts.Before(rep.First) {
+		rep.First = ts
+	}
+	if ts.After(rep.Last) {
+		rep.Last = ts
+	}
+	in := engine.Input{Pkt: p, Time: ts}
+	switch {
+	case r.local(p.Dst):
+		in.Dir = engine.In
+	case r.local(p.Src):
+		in.Dir = engine.Out
+	default:
+		rep.Other++
+		return
+	}
+	res := r.eng.Process(&in)
+	if in.Dir == engine.Out {
+		switch res.Verdict {
+		case engine.Suppressed:
+			rep.Suppress++
+		case engine.Ignored:
+			rep.Other++
+		default:
+			rep.Outgoing++
+		}
+		return
+	}
+	if res.Verdict == engine.Ignored {
+		rep.Other++
+		return
+	}
+	rep.Packets++
+	s := r.source(p.Src, ts)
+	s.Packets++
+	s.Bytes += uint64(res.Bytes)
+	accepted := res.Verdict == engine.Accepted
+	if accepted {
+		rep.Accepted++
+		s.Accepted++
+	} else {
+		rep.Dropped++
+		s.Dropped++
+		if res.Rule >= 0 && r.prog.Rules[res.Rule].RateLimit {
+			r.enter(s, ListRateLimited, ts)
+		}
+		if s.FirstDrop == nil {
+			d := &Drop{At: ts, Packet: st.rec.Number, File: st.name}
+			if res.Rule >= 0 {
+				d.RuleRef = ruleRef(r.prog.Rules[res.Rule])
+			} else {
+				d.RuleRef = RuleRef{Chain: res.PolicyChain, Text: "policy drop"}
+			}
+			s.FirstDrop = d
+		}
+	}
+	for i := 0; i < res.NAdds; i++ {
+		if l := listOf(res.Adds[i].Set); l != "" {
+			r.enter(s, l, ts)
+		}
+	}
+	nflog := res.NFLog && res.NFLogGroup == compile.InspectGroup
+	// SIP requests of the source (the engine's result is not needed past
+	// this point, so parsing may reuse nothing of it).
+	if len(p.Payload) > 0 && (p.Protocol == packet.ProtoUDP || p.Protocol == packet.ProtoTCP) && isMethodStart(p.Payload[0]) {
+		_ = sip.Parse(p.Payload, &r.msg) // a broken framing still fills the start line
+		{
+			if r.msg.Request && len(r.msg.MethodName) > 0 {
+				s.SIPRequests++
+				mc := s.Methods[string(r.msg.MethodName)]
+				if mc == nil {
+					mc = &MethodCount{}
+					s.Methods[string(r.msg.MethodName)] = mc
+				}
+				mc.Seen++
+				if accepted {
+					s.SIPAccepted++
+					mc.Accepted++
+				}
+				if ua := r.msg.UserAgent(); len(ua) > 0 {
+					r.userAgent(s, ua)
+				}
+				if r.msg.Method == sip.MethodREGISTER && r.carriesHostname(p.Payload) {
+					s.Knocked = true
+				}
+				if nflog && r.opt.Guard {
+					r.inspect(s, p, ts)
+				}
+			}
+		}
+	}
+}
+
+func isMethodStart(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+func (r *runner) userAgent(s *Source, ua []byte) {
+	for _, u := range s.UserAgents {
+		if u == string(ua) {
+			return
+		}
+	}
+	if len(s.UserAgents) < maxUserAgents {
+		s.UserAgents = append(s.UserAgents, string(ua))
+	}
+}
+
+func (r *runner) carriesHostname(payload []byte) bool {
+	for _, h := range r.opt.Hostnames {
+		if sip.ContainsFold(payload, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// inspect is sipwall guard's decision on a packet handed to nflog: a
+// scanner signature bans the source; the knock (hostname or user-agent)
+// admits it. It acts after the kernel decided the packet.
+func (r *runner) inspect(s *Source, p *packet.Packet, ts time.Time) {
+	now := ts.UnixNano()
+	for _, sig := range r.opt.Signatures {
+		found := bytes.Contains(p.Payload, []byte(sig.Match))
+		if sig.IgnoreCase {
+			found = sip.ContainsFold(p.Payload, sig.Match)
+		}
+		if found {
+			r.eng.AddToSet(compile.SetScanners, p.Src, now)
+			r.enter(s, ListScanner, ts)
+			return
+		}
+	}
+	admit := false
+	switch r.opt.Mode {
+	case "hostname":
+		admit = r.carriesHostname(p.Payload)
+	case "user-agent":
+		ua := r.msg.UserAgent()
+		for _, a := range r.opt.UserAgents {
+			if sip.ContainsFold(ua, a) {
+				admit = true
+			}
+		}
+	}
+	if admit {
+		r.eng.AddToSet(compile.SetAdmitted, p.Src, now)
+		r.enter(s, ListAdmitted, ts)
+	}
+}
+
+func ruleRef(ru engine.Rule) RuleRef {
+	return RuleRef{Family: famName(ru.Family), Table: string(ru.Table), Chain: ru.Chain, Position: ru.Position, Text: ru.Text}
+}
+
+func famName(f ir.Family) string {
+	switch f {
+	case ir.IPv4:
+		return "ipv4"
+	case ir.IPv6:
+		return "ipv6"
+	}
+	return "inet"
+}
+
+func (r *runner) finish() {
+	rep := r.rep
+	for i, ru := range r.prog.Rules {
+		c := r.eng.Counters[i]
+		rep.Rules = append(rep.Rules, RuleCount{RuleRef: ruleRef(ru), Packets: c.Packets, Bytes: c.Bytes})
+	}
+	for _, pc := range r.prog.Policies() {
+		c := r.eng.PolicyCounter(pc.Chain)
+		rep.Policies = append(rep.Policies, PolicyCount{Chain: pc.Chain, Policy: pc.Policy, Packets: c.Packets, Bytes: c.Bytes})
+	}
+	for _, s := range rep.bySource {
+		rep.Sources = append(rep.Sources, s)
+		if s.lists&(listBits[ListScanner]|listBits[ListTrapped]) != 0 {
+			rep.Totals.SourcesBanned++
+			rep.Totals.ScanAttemptsThwarted += uint64(s.Dropped)
+		}
+		if s.lists&listBits[ListAdmitted] != 0 {
+			rep.Totals.PhonesAdmitted++
+		}
+		if s.Knocked && s.Dropped > 0 && s.SIPAccepted < s.SIPRequests {
+			rep.Totals.LockedOut = append(rep.Totals.LockedOut, s.Addr)
+		}
+	}
+	sort.Slice(rep.Sources, func(i, j int) bool {
+		a, b := rep.Sources[i], rep.Sources[j]
+		if a.Packets != b.Packets {
+			return a.Packets > b.Packets
+		}
+		return a.Addr.Less(b.Addr)
+	})
+	sort.Slice(rep.Totals.LockedOut, func(i, j int) bool { return rep.Totals.LockedOut[i].Less(rep.Totals.LockedOut[j]) })
+	if rep.Totals.LockedOut == nil {
+		rep.Totals.LockedOut = []netip.Addr{}
+	}
+	if rep.Warnings == nil {
+		rep.Warnings = []string{}
+	}
+}
+
+// SourceOf returns the report's entry for a, or nil.
+func (rep *Report) SourceOf(a netip.Addr) *Source {
+	for _, s := range rep.Sources {
+		if s.Addr == a {
+			return s
+		}
+	}
+	return nil
+}
+
+// InList reports whether the source entered list.
+func (s *Source) InList(list string) (time.Time, bool) {
+	for _, l := range s.Lists {
+		if l.List == list {
+			return l.At, true
+		}
+	}
+	return time.Time{}, false
+}
