@@ -138,6 +138,32 @@ func waitFor(expect bool) time.Duration {
 	return 700 * time.Millisecond
 }
 
+// burst sends payloads from src back to back and counts how many the
+// server received.
+func (l *labNet) burst(t *testing.T, src string, payloads []string) int {
+	t.Helper()
+	var c *net.UDPConn
+	err := netns.Do(l.inet, func() error {
+		var err error
+		c, err = net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP("192.0.2.10"), Port: 5060})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range payloads {
+		if _, err := c.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for l.received(src, waitFor(false)) {
+		n++
+	}
+	return n
+}
+
 // received waits for a payload from src.
 func (l *labNet) received(src string, wait time.Duration) bool {
 	deadline := time.After(wait)
@@ -270,6 +296,29 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 				if !l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), true) {
 					t.Error("a source in the allowed set was dropped")
 				}
+			}
+
+			// REGISTER limits count the request line only: OPTIONS that carry
+			// "REGISTER sip:" in a header all pass; REGISTERs beyond 20 do not.
+			admitted := "198.51.100.21"
+			if b == compile.IPTables {
+				l.sendUDP(t, admitted, sipRequest("REGISTER", host, "Zoiper"), true)
+			}
+			var reqs []string
+			for i := 0; i < 30; i++ {
+				reqs = append(reqs, strings.Replace(sipRequest("OPTIONS", host, "Zoiper"), "Content-Length", "X-Note: REGISTER sip:1001@"+host+"\r\nContent-Length", 1))
+			}
+			if passed := l.burst(t, admitted, reqs); passed != 30 {
+				t.Errorf("%d of 30 OPTIONS with \"REGISTER sip:\" in a header passed; a header must not count as a REGISTER", passed)
+			}
+			reqs = reqs[:0]
+			for i := 0; i < 30; i++ {
+				reqs = append(reqs, sipRequest("REGISTER", host, "Zoiper"))
+			}
+			// The bucket holds 20 (one REGISTER already spent on iptables'
+			// knock; it refills at 2/s).
+			if passed := l.burst(t, admitted, reqs); passed < 19 || passed > 21 {
+				t.Errorf("%d of 30 REGISTERs in a burst passed, want about 20", passed)
 			}
 
 			// A SYN to trap port 23 bans the sender from every port, SSH included.
