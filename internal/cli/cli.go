@@ -46,6 +46,7 @@ var commands = map[string]command{
 	"status":   {"what is applied, pending confirmation, drift", runStatus},
 	"audit":    {"check the PBX host's configuration against the policy", runAudit},
 	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
+	"replay":   {"evaluate the compiled ruleset on captured traffic", runReplay},
 }
 
 // Main runs sipwall with args (without the program name) and returns the exit status.
