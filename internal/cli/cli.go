@@ -46,6 +46,13 @@ var commands = map[string]command{
 	"status":   {"what is applied, pending confirmation, drift", runStatus},
 	"audit":    {"check the PBX host's configuration against the policy", runAudit},
 	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
+	"lists":    {"show the lists (banned, scanners, trapped, admitted, allowed)", runLists},
+	"ban":      {"ban addresses or networks from every port (and end their flows)", runBan},
+	"unban":    {"take addresses out of the banned, scanners and trapped lists", runUnban},
+	"allow":    {"admit addresses to SIP without the knock (--remove to undo)", runAllow},
+	"save":     {"save the lists with their remaining timeouts", runSave},
+	"restore":  {"put saved lists back (--boot: load the ruleset first)", runRestore},
+	"stats":    {"the ruleset's counters, explained", runStats},
 	"replay":   {"evaluate the compiled ruleset on captured traffic", runReplay},
 }
 
