@@ -46,6 +46,10 @@ type strMatcher struct {
 	from    int
 	to      int
 	algo    algo
+	// exactBM: the pattern has a byte whose kernel case folding does not
+	// round-trip (0xdf, 0xbf under --icase), where ts_bm's bad-character
+	// table misses matches; the search then runs the port of ts_bm itself.
+	exactBM bool
 	// anchor: the pattern index searched for first with IndexByte, and
 	// the (at most two) text bytes that match it.
 	anchor int
@@ -77,6 +81,9 @@ func newStrMatcher(pattern string, icase bool, from, to uint16, a algo) *strMatc
 	if icase {
 		for i, c := range s.pattern {
 			s.pattern[i] = kernelUpper[c]
+			if s.pattern[i] == 0xdf || s.pattern[i] == 0xbf {
+				s.exactBM = a == algoBM
+			}
 		}
 	}
 	s.computeBM()
@@ -263,8 +270,8 @@ func (s *strMatcher) find(h []byte) bool {
 	if len(h) < m || s.a1 < 0 {
 		return false
 	}
-	if !s.icase {
-		return bytes.Index(h, s.pattern) >= 0
+	if s.exactBM {
+		return s.findBM(h)
 	}
 	k := s.anchor
 	// Candidate anchor positions run from k to len(h)-m+k.
@@ -304,6 +311,9 @@ func indexFrom(h []byte, c byte, from int) int {
 }
 
 func (s *strMatcher) equalAt(h []byte) bool {
+	if !s.icase {
+		return string(h[:len(s.pattern)]) == string(s.pattern)
+	}
 	for i, p := range s.pattern {
 		if kernelUpper[h[i]] != p {
 			return false
