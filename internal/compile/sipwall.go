@@ -194,6 +194,12 @@ func (c *compiler) filter() {
 
 	if knocks && len(sipTCP) > 0 {
 		k := c.chain(ir.Filter, ChainTCPKnock, "", ir.Verdict{})
+		// Segments too short to hold a SIP request (the handshake's last
+		// ACK, bare ACKs, FIN, RST) pass: only data waits for the knock.
+		appendRules(k, fam(ir.IPv4, rule("no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 20 + 60})))
+		if c.rs.Families.Has(ir.IPv6) {
+			appendRules(k, fam(ir.IPv6, rule("no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 40 + 60})))
+		}
 		appendRules(k,
 			rule("admitted", ir.VReturn, ir.InSet{Set: SetAdmitted}),
 			rule("allowed", ir.VReturn, ir.InSet{Set: SetAllowed}),

@@ -130,13 +130,10 @@ func TestLegitPhonesIPTables(t *testing.T) {
 		if s == nil || s.SIPRequests != 4 || s.SIPAccepted != 4 {
 			t.Fatalf("phone %+v: want every SIP request accepted", s)
 		}
-		// Every segment carrying data is accepted. The one drop is the
-		// bare ACK that ends the handshake: it is ESTABLISHED before the
-		// knock, and the compiled "no data before the knock" rule matches
-		// it although it carries no data (the kernel does the same; the
-		// next segment acknowledges the same bytes, so nothing is lost).
-		if s.Dropped > 1 {
-			t.Errorf("%d packets dropped, want at most the handshake's bare ACK", s.Dropped)
+		// Every packet is accepted, the handshake's bare ACK included: it
+		// carries no data, so it does not wait for the knock.
+		if s.Dropped != 0 || s.Accepted != s.Packets {
+			t.Errorf("%d of %d packets dropped, want none", s.Dropped, s.Packets)
 		}
 		if s.Dropped == 1 && (s.FirstDrop == nil || !strings.Contains(s.FirstDrop.Text, "no knock yet") || s.FirstDrop.Packet != 3) {
 			t.Errorf("unexpected drop %+v", s.FirstDrop)
