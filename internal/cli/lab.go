@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	netlab "github.com/sipwall/sipwall/internal/lab"
+)
+
+func runLab(e *env) int {
+	fs := newFlags(e, "lab", "[-c FILE] [--backend iptables|nftables] [--json] [--keep]")
+	file := fs.String("c", "", "policy `file` (default: the lab's built-in policy)")
+	backend := fs.String("backend", "iptables", "iptables or nftables")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	keep := fs.Bool("keep", false, "keep the lab's namespaces and servers up after the run, until Ctrl-C")
+	if code, ok := parseFlags(fs, e.args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sipwall lab: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *backend != "iptables" && *backend != "nftables" {
+		fmt.Fprintf(e.stderr, "sipwall lab: --backend: %q is not iptables or nftables\n", *backend)
+		return exitUsage
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall lab: %v\n", err)
+		return exitFailure
+	}
+	rep, err := netlab.Run(e.ctx, netlab.Options{Policy: *file, Backend: *backend, Sipwall: self, Log: e.stderr, Keep: *keep})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall lab: %v\n", err)
+		var missing *netlab.MissingError
+		if errors.As(err, &missing) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	if *asJSON {
+		rep.WriteJSON(e.stdout)
+	} else {
+		rep.WriteText(e.stdout)
+	}
+	if !rep.Passed() {
+		return exitFailure
+	}
+	return exitOK
+}
