@@ -46,6 +46,7 @@ var commands = map[string]command{
 	"status":   {"what is applied, pending confirmation, drift", runStatus},
 	"audit":    {"check the PBX host's configuration against the policy", runAudit},
 	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
+	"lab":      {"run real scanners and phones against a real SIP server, with and without sipwall", runLab},
 	"lists":    {"show the lists (banned, scanners, trapped, admitted, allowed)", runLists},
 	"ban":      {"ban addresses or networks from every port (and end their flows)", runBan},
 	"unban":    {"take addresses out of the banned, scanners and trapped lists", runUnban},
