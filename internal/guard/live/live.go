@@ -1,0 +1,531 @@
+// Package live is sipwall guard's daemon: it follows Asterisk's logs and
+// the manager interface (AMI) for security failures, runs them through the
+// jail, and puts the addresses it bans into the kernel's banned list; on
+// the nftables backend it also reads the SIP packets the ruleset hands to
+// nflog and puts their sources into the admitted or scanners list as the
+// inspector decides. It re-resolves the policy's trusted host names into
+// the allowed list, saves the lists periodically and exports metrics.
+//
+// Every input runs in a goroutine of its own; decisions go through one
+// mutex-protected jail, and a ban is written to the kernel before the next
+// event is looked at, so the time from a log line to the ban is a poll
+// interval plus one netlink round trip.
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/guard/ami"
+	"github.com/sipwall/sipwall/internal/guard/ban"
+	"github.com/sipwall/sipwall/internal/guard/events"
+	"github.com/sipwall/sipwall/internal/guard/follow"
+	"github.com/sipwall/sipwall/internal/guard/inspect"
+	"github.com/sipwall/sipwall/internal/guard/jail"
+	"github.com/sipwall/sipwall/internal/guard/nflog"
+	"github.com/sipwall/sipwall/internal/packet"
+)
+
+// Ban reasons, as in the bans_total metric and the log.
+const (
+	reasonFailures         = "auth-failures"
+	reasonAdmittedFailures = "admitted-auth-failures"
+	reasonScanner          = "scanner"
+)
+
+// Lists is what guard needs from the list store (package lists).
+type Lists interface {
+	Save(ctx context.Context, path string) error
+	Sizes(ctx context.Context) (map[string]int, error)
+}
+
+// Config is the daemon's configuration.
+type Config struct {
+	// Logs are the log files followed (Asterisk's security, messages or
+	// full channels, syslog). StateDir keeps each file's position, so a
+	// restart does not read lines twice or lose any; without state the
+	// files are read from their end.
+	Logs     []string
+	StateDir string
+	// Poll is how often the files are checked for new lines (default 10 ms).
+	Poll time.Duration
+
+	AMI []ami.Config
+
+	// Inspect, when set, runs the SIP inspector on nflog group Group.
+	Inspect *inspect.Config
+	Group   uint16
+	// OpenNFLog opens the nflog receiver (default nflog.Open).
+	OpenNFLog func(group uint16) (*nflog.Receiver, error)
+
+	Jail jail.Config
+	// ScannerBanFor is the timeout of a scanners entry (0: the set's own,
+	// the policy's sip.scanners.ban_for).
+	ScannerBanFor time.Duration
+
+	Banner ban.Banner
+	// ForgetFlows, when set, deletes a banned source's conntrack flows
+	// (in the background: the ban itself is already effective).
+	ForgetFlows func(ctx context.Context, a netip.Addr) error
+
+	// Hosts are the policy's trusted.hosts names, re-resolved every
+	// ResolveEvery (default 5 min) into the allowed list for three
+	// periods, and never banned.
+	Hosts        []string
+	ResolveEvery time.Duration
+	Resolve      func(ctx context.Context, name string) ([]netip.Addr, error)
+
+	// Lists, when set, is saved to SavePath every SaveEvery (default 5
+	// min) and when guard stops, and its sizes are exported every 30 s.
+	Lists     Lists
+	SavePath  string
+	SaveEvery time.Duration
+
+	Metrics *Metrics
+	Health  *Health
+	Log     *slog.Logger
+}
+
+// Guard is a running daemon.
+type Guard struct {
+	cfg Config
+	log *slog.Logger
+	m   *Metrics
+	h   *Health
+
+	mu       sync.Mutex
+	jail     *jail.Jail
+	admitted map[netip.Addr]time.Time // admitted by the inspector in this run
+	trusted  map[netip.Addr]string    // resolved trusted host addresses
+	recent   map[netip.Addr]time.Time // inspector decisions, to skip packets in flight
+}
+
+// New checks cfg and prepares a Guard.
+func New(cfg Config) (*Guard, error) {
+	if cfg.Banner == nil {
+		return nil, errors.New("guard: no banner")
+	}
+	if len(cfg.Logs) == 0 && len(cfg.AMI) == 0 && cfg.Inspect == nil {
+		return nil, errors.New("guard: nothing to watch: give log files, an AMI account, or run the inspector")
+	}
+	j, err := jail.New(cfg.Jail)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 10 * time.Millisecond
+	}
+	if cfg.ResolveEvery <= 0 {
+		cfg.ResolveEvery = 5 * time.Minute
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = 5 * time.Minute
+	}
+	if cfg.OpenNFLog == nil {
+		cfg.OpenNFLog = func(g uint16) (*nflog.Receiver, error) { return nflog.Open(g, nflog.Options{}) }
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Health == nil {
+		cfg.Health = &Health{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Guard{
+		cfg: cfg, log: cfg.Log, m: cfg.Metrics, h: cfg.Health, jail: j,
+		admitted: map[netip.Addr]time.Time{}, trusted: map[netip.Addr]string{}, recent: map[netip.Addr]time.Time{},
+	}, nil
+}
+
+// Run runs every input until ctx ends or one fails for good (a log file
+// that cannot be followed, the nflog group taken by another process). The
+// lists are saved on the way out.
+func (g *Guard) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	start := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				g.h.Set(name, err.Error())
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	if len(g.cfg.Hosts) > 0 && g.cfg.Resolve != nil {
+		g.resolve(ctx) // before anything can be banned
+		start("resolve", g.resolveLoop)
+	}
+	for _, path := range g.cfg.Logs {
+		start("log "+path, func(ctx context.Context) error { return g.follow(ctx, path) })
+	}
+	for _, a := range g.cfg.AMI {
+		start("ami "+a.Addr, func(ctx context.Context) error { return g.ami(ctx, a) })
+	}
+	if g.cfg.Inspect != nil {
+		rx, err := g.cfg.OpenNFLog(g.cfg.Group)
+		if err != nil {
+			cancel(err)
+		} else {
+			start(fmt.Sprintf("nflog %d", g.cfg.Group), func(ctx context.Context) error { return g.inspect(ctx, rx) })
+		}
+	}
+	if g.cfg.Lists != nil {
+		start("lists", g.listsLoop)
+	}
+	start("prune", g.pruneLoop)
+	g.log.Info("guard running", "logs", len(g.cfg.Logs), "ami", len(g.cfg.AMI), "inspector", g.cfg.Inspect != nil)
+	<-ctx.Done()
+	wg.Wait()
+	if g.cfg.Lists != nil && g.cfg.SavePath != "" {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := g.cfg.Lists.Save(sctx, g.cfg.SavePath); err != nil {
+			g.log.Error("saving the lists", "err", err)
+		}
+		scancel()
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// follow delivers the failures of one log file.
+func (g *Guard) follow(ctx context.Context, path string) error {
+	opts := follow.Options{FromEnd: true}
+	if g.cfg.StateDir != "" {
+		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
+			return err
+		}
+		opts.StatePath = filepath.Join(g.cfg.StateDir, "guard-"+strings.NewReplacer("/", "_").Replace(strings.TrimPrefix(path, "/"))+".json")
+	}
+	fl, err := follow.Open(path, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fl.SaveState()
+		fl.Close()
+	}()
+	input := "log " + path
+	g.h.Set(input, "")
+	g.m.Up.WithLabelValues(input).Set(1)
+	defer g.m.Up.WithLabelValues(input).Set(0)
+	err = fl.Run(ctx, g.cfg.Poll, func(line []byte) {
+		read := time.Now()
+		ev, res, _ := events.ClassifyIn(line, time.Local)
+		switch res {
+		case events.Matched:
+			g.failure(ctx, ev, "log", read)
+		case events.Rejected:
+			g.m.Rejected.Inc()
+		}
+	})
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// ami delivers the failures reported by one manager connection.
+func (g *Guard) ami(ctx context.Context, cfg ami.Config) error {
+	input := "ami " + cfg.Addr
+	g.h.Set(input, "connecting")
+	cfg.Logger = g.log
+	cfg.OnState = func(up bool) {
+		if up {
+			g.h.Set(input, "")
+			g.m.Up.WithLabelValues(input).Set(1)
+		} else {
+			g.h.Set(input, "disconnected, reconnecting")
+			g.m.Up.WithLabelValues(input).Set(0)
+		}
+	}
+	err := ami.Run(ctx, cfg, func(block []byte) {
+		read := time.Now()
+		ev, res, _ := events.ClassifyAMI(block)
+		switch res {
+		case events.Matched:
+			g.failure(ctx, ev, "ami", read)
+		case events.Rejected:
+			g.m.Rejected.Inc()
+		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// failure runs one attributed failure through the jail and bans.
+func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read time.Time) {
+	g.m.Events.WithLabelValues(ev.Kind.String(), input).Inc()
+	if !ev.Time.IsZero() && !ev.NoYear {
+		if lag := read.Sub(ev.Time); lag >= 0 {
+			g.m.Lag.WithLabelValues(input).Observe(lag.Seconds())
+		}
+	}
+	g.mu.Lock()
+	if name, ok := g.trusted[ev.Addr.Unmap()]; ok {
+		g.mu.Unlock()
+		g.log.Debug("failure from a trusted host ignored", "addr", ev.Addr, "host", name, "event", ev.Kind.String())
+		return
+	}
+	d := g.jail.Fail(read, ev.Addr)
+	_, wasAdmitted := g.admitted[ev.Addr.Unmap()]
+	g.mu.Unlock()
+	switch d.Action {
+	case jail.Ignored:
+		g.log.Debug("failure from a never-banned address", "addr", ev.Addr, "why", d.Reason, "event", ev.Kind.String())
+		return
+	case jail.Counted, jail.AlreadyBanned:
+		return
+	}
+	reason := reasonFailures
+	if wasAdmitted {
+		reason = reasonAdmittedFailures
+	}
+	if err := g.cfg.Banner.Add(ctx, compile.SetBanned, ev.Addr, d.Duration); err != nil {
+		g.m.Errors.WithLabelValues("ban").Inc()
+		g.log.Error("ban failed", "addr", ev.Addr, "err", err)
+		return
+	}
+	g.m.BanLatency.Observe(time.Since(read).Seconds())
+	g.m.Bans.WithLabelValues(reason).Inc()
+	attrs := []any{"addr", ev.Addr.String(), "failures", d.Failures, "for", d.Duration.String(), "bans", d.Bans, "last_event", ev.Kind.String(), "input", input}
+	if wasAdmitted {
+		g.log.Warn("banned an admitted source for authentication failures (a phone with a wrong password, or a knocked attacker)", attrs...)
+	} else {
+		g.log.Info("banned", attrs...)
+	}
+	g.forget(ctx, ev.Addr)
+}
+
+func (g *Guard) forget(ctx context.Context, a netip.Addr) {
+	if g.cfg.ForgetFlows == nil {
+		return
+	}
+	go func() {
+		if err := g.cfg.ForgetFlows(ctx, a); err != nil && ctx.Err() == nil {
+			g.m.Errors.WithLabelValues("conntrack").Inc()
+			g.log.Warn("deleting conntrack flows", "addr", a, "err", err)
+		}
+	}()
+}
+
+// inspect reads nflog and acts on the inspector's verdicts.
+func (g *Guard) inspect(ctx context.Context, rx *nflog.Receiver) error {
+	defer rx.Close()
+	stop := context.AfterFunc(ctx, func() { rx.SetReadDeadline(time.Now()) })
+	defer stop()
+	in := inspect.New(*g.cfg.Inspect)
+	input := fmt.Sprintf("nflog %d", g.cfg.Group)
+	g.h.Set(input, "")
+	g.m.Up.WithLabelValues(input).Set(1)
+	defer g.m.Up.WithLabelValues(input).Set(0)
+	var p packet.Packet
+	var overruns uint64
+	handle := func(np *nflog.Packet) {
+		g.m.InspectorPkts.Inc()
+		if err := packet.Decode(packet.LinkRaw, np.Payload, &p); err != nil {
+			g.m.Verdicts.WithLabelValues("pass", "undecodable").Inc()
+			return
+		}
+		r := in.Inspect(&p)
+		g.m.Verdicts.WithLabelValues(r.Verdict.String(), r.Reason.String()).Inc()
+		if r.Verdict != inspect.Pass {
+			g.verdict(ctx, r)
+		}
+	}
+	for ctx.Err() == nil {
+		if err := rx.Receive(handle); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if s := rx.Stats(); s.Overruns != overruns {
+			g.m.Overruns.Add(float64(s.Overruns - overruns))
+			g.log.Warn("nflog socket overrun: packets were lost to the inspector", "total", s.Overruns)
+			overruns = s.Overruns
+		}
+	}
+	return nil
+}
+
+// verdict puts an inspected source into the admitted or scanners list.
+func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
+	now := time.Now()
+	g.mu.Lock()
+	if until, ok := g.recent[r.Src]; ok && now.Before(until) {
+		g.mu.Unlock()
+		return // packets that were in flight when the source was decided
+	}
+	g.recent[r.Src] = now.Add(5 * time.Second)
+	if r.Verdict == inspect.Admit {
+		g.admitted[r.Src] = now
+	}
+	g.mu.Unlock()
+	switch r.Verdict {
+	case inspect.Admit:
+		if err := g.cfg.Banner.Add(ctx, compile.SetAdmitted, r.Src, 0); err != nil {
+			g.m.Errors.WithLabelValues("admit").Inc()
+			g.log.Error("admit failed", "addr", r.Src, "err", err)
+			return
+		}
+		g.m.Admits.Inc()
+		g.log.Info("admitted", "addr", r.Src.String(), "by", r.Reason.String(), "match", r.Match)
+	case inspect.Ban:
+		if why, ok := g.exempt(r.Src); ok {
+			g.log.Warn("scanner signature from a never-banned address", "addr", r.Src.String(), "match", r.Match, "why", why)
+			return
+		}
+		if err := g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor); err != nil {
+			g.m.Errors.WithLabelValues("ban").Inc()
+			g.log.Error("ban failed", "addr", r.Src, "err", err)
+			return
+		}
+		g.m.Bans.WithLabelValues(reasonScanner).Inc()
+		g.log.Info("banned a SIP scanner", "addr", r.Src.String(), "signature", r.Match)
+		g.forget(ctx, r.Src)
+	}
+}
+
+func (g *Guard) exempt(a netip.Addr) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if name, ok := g.trusted[a.Unmap()]; ok {
+		return "trusted host " + name, true
+	}
+	return g.jail.Exempt(a)
+}
+
+// resolveLoop re-resolves the trusted host names.
+func (g *Guard) resolveLoop(ctx context.Context) error {
+	t := time.NewTicker(g.cfg.ResolveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			g.resolve(ctx)
+		}
+	}
+}
+
+// resolve puts the current addresses of the trusted hosts into the allowed
+// list for three periods (an address the name no longer has expires) and
+// exempts them from bans.
+func (g *Guard) resolve(ctx context.Context) {
+	next := map[netip.Addr]string{}
+	g.mu.Lock()
+	for a, n := range g.trusted {
+		next[a] = n // a failed lookup keeps the last addresses
+	}
+	g.mu.Unlock()
+	for _, name := range g.cfg.Hosts {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := g.cfg.Resolve(rctx, name)
+		cancel()
+		if err != nil {
+			g.m.Errors.WithLabelValues("resolve").Inc()
+			g.log.Warn("resolving a trusted host", "name", name, "err", err)
+			continue
+		}
+		for a, n := range next {
+			if n == name {
+				delete(next, a)
+			}
+		}
+		for _, a := range addrs {
+			a = a.Unmap()
+			next[a] = name
+			if err := g.cfg.Banner.Add(ctx, compile.SetAllowed, a, 3*g.cfg.ResolveEvery); err != nil {
+				g.m.Errors.WithLabelValues("allow").Inc()
+				g.log.Warn("allowing a trusted host", "name", name, "addr", a, "err", err)
+			}
+		}
+	}
+	g.mu.Lock()
+	g.trusted = next
+	g.mu.Unlock()
+}
+
+// listsLoop saves the lists and exports their sizes.
+func (g *Guard) listsLoop(ctx context.Context) error {
+	save := time.NewTicker(g.cfg.SaveEvery)
+	defer save.Stop()
+	sizes := time.NewTicker(30 * time.Second)
+	defer sizes.Stop()
+	g.sizes(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-save.C:
+			if g.cfg.SavePath == "" {
+				continue
+			}
+			if err := g.cfg.Lists.Save(ctx, g.cfg.SavePath); err != nil {
+				g.m.Errors.WithLabelValues("save").Inc()
+				g.log.Error("saving the lists", "err", err)
+			}
+		case <-sizes.C:
+			g.sizes(ctx)
+		}
+	}
+}
+
+func (g *Guard) sizes(ctx context.Context) {
+	sz, err := g.cfg.Lists.Sizes(ctx)
+	if err != nil {
+		g.m.Errors.WithLabelValues("stats").Inc()
+		g.log.Warn("reading list sizes", "err", err)
+		return
+	}
+	for l, n := range sz {
+		g.m.SetEntries.WithLabelValues(l).Set(float64(n))
+	}
+}
+
+// pruneLoop bounds the daemon's memory: forgotten jail entries, expired
+// inspector decisions.
+func (g *Guard) pruneLoop(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			g.mu.Lock()
+			g.jail.Prune(now)
+			for a, until := range g.recent {
+				if now.After(until) {
+					delete(g.recent, a)
+				}
+			}
+			for a, at := range g.admitted {
+				if now.Sub(at) > 7*24*time.Hour {
+					delete(g.admitted, a)
+				}
+			}
+			g.mu.Unlock()
+		}
+	}
+}
