@@ -18,8 +18,7 @@ import (
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 const lab = "../../examples/lab.yaml"
@@ -43,19 +42,9 @@ func generation(t *testing.T, backend, text string) *apply.Generation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{}
-	if backend == "iptables" {
-		out, err := iptables.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
-	} else {
-		out, err := nft.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["sipwall.nft"] = out
+	files, err := render.Files(rs, backend)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return &apply.Generation{Backend: backend, PolicyFile: lab, Files: files}
 }

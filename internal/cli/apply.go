@@ -12,8 +12,7 @@ import (
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 // stateDirFlag adds --state-dir, defaulting to $SIPWALL_STATE_DIR or /var/lib/sipwall.
@@ -92,21 +91,10 @@ func runApply(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitUsage
 	}
-	files := map[string]string{}
-	if backend == "iptables" {
-		out, err := iptables.Render(rs)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
-			return exitFailure
-		}
-		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
-	} else {
-		out, err := nft.Render(rs)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
-			return exitFailure
-		}
-		files["sipwall.nft"] = out
+	files, err := render.Files(rs, backend)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitFailure
 	}
 	hash, _ := apply.HashFile(*file)
 	gen := &apply.Generation{Backend: backend, PolicyFile: absPath(*file), PolicyHash: hash, Files: files}

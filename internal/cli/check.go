@@ -6,8 +6,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 func runCheck(e *env) int {
@@ -32,11 +31,7 @@ func runCheck(e *env) int {
 	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
 		rs, err := compilePolicy(e.ctx, p, b, "sipwall")
 		if err == nil {
-			if b == compile.IPTables {
-				_, err = iptables.Render(rs)
-			} else {
-				_, err = nft.Render(rs)
-			}
+			_, err = render.Files(rs, string(b))
 		}
 		if err != nil {
 			findings = append(findings, policy.Finding{Severity: policy.SevError, File: p.Source, Key: string(b), Message: err.Error()})

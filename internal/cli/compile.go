@@ -7,8 +7,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 func runCompile(e *env) int {
@@ -49,25 +48,14 @@ func runCompile(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitUsage
 	}
-	files := map[string]string{}
-	var order []string
-	switch backend {
-	case compile.IPTables:
-		out, err := iptables.Render(rs)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
-			return exitFailure
-		}
+	files, err := render.Files(rs, string(backend))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+		return exitFailure
+	}
+	order := []string{"sipwall.nft"}
+	if backend == compile.IPTables {
 		order = []string{"rules.v4", "rules.v6", "ipsets"}
-		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
-	case compile.NFTables:
-		out, err := nft.Render(rs)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
-			return exitFailure
-		}
-		order = []string{"sipwall.nft"}
-		files["sipwall.nft"] = out
 	}
 	for _, n := range rs.Notes {
 		fmt.Fprintf(e.stderr, "note: %s\n", n)

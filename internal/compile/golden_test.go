@@ -12,8 +12,7 @@ import (
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -65,19 +64,9 @@ func renderCase(t *testing.T, c goldenCase) (*ir.Ruleset, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{}
-	if c.Backend == compile.IPTables {
-		out, err := iptables.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
-	} else {
-		out, err := nft.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["sipwall.nft"] = out
+	files, err := render.Files(rs, string(c.Backend))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return rs, files
 }

@@ -1,0 +1,37 @@
+// Package render turns a ruleset into the files of a backend: rules.v4,
+// rules.v6 and ipsets for iptables, sipwall.nft for nftables.
+package render
+
+import (
+	"fmt"
+
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/render/iptables"
+	"github.com/sipwall/sipwall/internal/render/nft"
+)
+
+// FileOrder lists the files of each backend in the order they load.
+var FileOrder = map[string][]string{
+	"iptables": {"ipsets", "rules.v4", "rules.v6"},
+	"nftables": {"sipwall.nft"},
+}
+
+// Files renders rs for backend ("iptables" or "nftables"); a file the
+// ruleset does not need (rules.v6 without IPv6) is the empty string.
+func Files(rs *ir.Ruleset, backend string) (map[string]string, error) {
+	switch backend {
+	case "iptables":
+		out, err := iptables.Render(rs)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"rules.v4": out.V4, "rules.v6": out.V6, "ipsets": out.IPSets}, nil
+	case "nftables":
+		out, err := nft.Render(rs)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"sipwall.nft": out}, nil
+	}
+	return nil, fmt.Errorf("render: unknown backend %q", backend)
+}
