@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sort"
@@ -12,8 +15,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard"
+	"github.com/sipwall/sipwall/internal/guard/ami"
+	"github.com/sipwall/sipwall/internal/guard/ban"
+	"github.com/sipwall/sipwall/internal/guard/inspect"
 	"github.com/sipwall/sipwall/internal/guard/jail"
+	"github.com/sipwall/sipwall/internal/guard/live"
+	"github.com/sipwall/sipwall/internal/lists"
+	"github.com/sipwall/sipwall/internal/policy"
 )
 
 // prefixList is a repeatable flag of comma-separated prefixes or addresses.
@@ -47,8 +58,21 @@ func (p *prefixList) Set(v string) error {
 	return nil
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty value")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
 func runGuard(e *env) int {
-	fs := newFlags(e, "guard", "--scan-log FILE... [--json] [--matches] [--findtime 10m] [--maxretry 5] [--bantime 1h] [--never-ban PREFIX,...]")
+	fs := newFlags(e, "guard", "[-c FILE] [--log FILE]... [--ami HOST:PORT --ami-user USER] [--metrics 127.0.0.1:9765] [jail flags]\n       sipwall guard --scan-log FILE... [--json] [--matches] [jail flags]")
 	scanLog := fs.Bool("scan-log", false, "analyse the log FILEs offline: matches and per-address verdicts; the firewall is not touched")
 	asJSON := fs.Bool("json", false, "print the report as JSON (see docs/guard.md)")
 	listMatches := fs.Bool("matches", false, "list every matched line (always in --json)")
@@ -61,20 +85,56 @@ func runGuard(e *env) int {
 	ignoreSelf := fs.Bool("ignore-self", true, "never ban this host's own addresses (turn off when the logs come from another host)")
 	var neverBan prefixList
 	fs.Var(&neverBan, "never-ban", "addresses or prefixes never banned (comma-separated, repeatable); loopback and this host's addresses never are")
+	// Live mode.
+	policyFile := fs.String("c", policy.DefaultPath, "policy `file` (live mode)")
+	stateDir := stateDirFlag(fs)
+	backendName := fs.String("backend", "", "backend the ruleset was applied with (default: read from the state directory)")
+	var logs stringList
+	fs.Var(&logs, "log", "log `file` to follow (repeatable): Asterisk's security, messages or full channel, or syslog")
+	amiAddr := fs.String("ami", "", "Asterisk manager `host:port` to read security events from")
+	amiUser := fs.String("ami-user", "", "manager account (needs read = security)")
+	amiSecret := fs.String("ami-secret", "", "manager secret (default $SIPWALL_AMI_SECRET; prefer the environment, a flag shows in ps)")
+	noInspect := fs.Bool("no-inspect", false, "nftables backend: do not read SIP packets from nflog (the knock and scanner signatures are then not checked at all)")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9765", "`address` for /metrics and /healthz (\"off\" disables)")
+	poll := fs.Duration("poll", 10*time.Millisecond, "how often log files are checked for new lines")
+	resolveEvery := fs.Duration("resolve-every", 5*time.Minute, "how often the policy's trusted.hosts names are resolved again")
+	saveEvery := fs.Duration("save-every", 5*time.Minute, "how often the lists are saved to the state directory")
+	verbose := fs.Bool("v", false, "log every decision, including ignored failures")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
+	if *maxRetry < 1 || *findTime <= 0 || *banTime <= 0 || *banFactor < 1 || *maxBanTime < *banTime {
+		fmt.Fprintln(e.stderr, "sipwall guard: --maxretry must be at least 1, --findtime and --bantime positive, --bantime-factor at least 1, --max-bantime at least --bantime")
+		return exitUsage
+	}
+	jailCfg := jail.Config{
+		FindTime: *findTime, MaxRetry: *maxRetry, BanTime: *banTime,
+		BanFactor: *banFactor, MaxBanTime: *maxBanTime,
+		NeverBan: neverBan,
+	}
+	if *ignoreSelf {
+		jailCfg.Self = ownAddresses()
+	}
 	if !*scanLog {
-		fmt.Fprintln(e.stderr, "sipwall guard: live mode not available yet: use --scan-log FILE... to analyse logs")
-		return exitFailure
+		if fs.NArg() > 0 {
+			fmt.Fprintf(e.stderr, "sipwall guard: unexpected argument %q (follow files with --log FILE; analyse them with --scan-log)\n", fs.Arg(0))
+			return exitUsage
+		}
+		secret := *amiSecret
+		if secret == "" {
+			secret = os.Getenv("SIPWALL_AMI_SECRET")
+		}
+		return runGuardLive(e, liveOptions{
+			policyFile: *policyFile, stateDir: *stateDir, backend: *backendName,
+			logs: logs, amiAddr: *amiAddr, amiUser: *amiUser, amiSecret: secret,
+			inspect: !*noInspect, metrics: *metricsAddr, poll: *poll,
+			resolveEvery: *resolveEvery, saveEvery: *saveEvery, verbose: *verbose,
+			jail: jailCfg,
+		})
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(e.stderr, "sipwall guard: --scan-log needs at least one log FILE")
 		fs.Usage()
-		return exitUsage
-	}
-	if *maxRetry < 1 || *findTime <= 0 || *banTime <= 0 || *banFactor < 1 || *maxBanTime < *banTime {
-		fmt.Fprintln(e.stderr, "sipwall guard: --maxretry must be at least 1, --findtime and --bantime positive, --bantime-factor at least 1, --max-bantime at least --bantime")
 		return exitUsage
 	}
 
@@ -98,18 +158,10 @@ func runGuard(e *env) int {
 		inputs = append(inputs, guard.Input{Name: name, R: f, ModTime: fi.ModTime()})
 	}
 
-	var self []netip.Addr
-	if *ignoreSelf {
-		self = ownAddresses()
-	}
 	opts := guard.Options{
 		MaxLine:     *maxLine,
 		KeepMatches: *asJSON || *listMatches,
-		Jail: jail.Config{
-			FindTime: *findTime, MaxRetry: *maxRetry, BanTime: *banTime,
-			BanFactor: *banFactor, MaxBanTime: *maxBanTime,
-			NeverBan: neverBan, Self: self,
-		},
+		Jail:        jailCfg,
 	}
 	rep, err := guard.Scan(e.ctx, inputs, opts)
 	if err != nil {
@@ -222,4 +274,148 @@ func printScan(w io.Writer, rep *guard.Report, listMatches bool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// liveOptions are the flags of live mode.
+type liveOptions struct {
+	policyFile, stateDir, backend string
+	logs                          []string
+	amiAddr, amiUser, amiSecret   string
+	inspect                       bool
+	metrics                       string
+	poll                          time.Duration
+	resolveEvery, saveEvery       time.Duration
+	verbose                       bool
+	jail                          jail.Config
+}
+
+// listStore adapts the lists package to what guard needs.
+type listStore struct{ s *lists.Store }
+
+func (l listStore) Save(ctx context.Context, path string) error {
+	_, err := l.s.Save(ctx, path)
+	return err
+}
+
+func (l listStore) Sizes(ctx context.Context) (map[string]int, error) {
+	st, err := l.s.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Lists, nil
+}
+
+// runGuardLive runs guard as a daemon until it is stopped (SIGTERM, ^C).
+func runGuardLive(e *env, o liveOptions) int {
+	p, ok := loadPolicy(e, o.policyFile)
+	if !ok {
+		return exitUsage
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	backend := o.backend
+	runner := apply.Exec{}
+	store, err := lists.Open(o.stateDir, runner)
+	switch {
+	case err == nil:
+		if backend == "" {
+			backend = store.Backend
+		} else if backend != store.Backend {
+			fmt.Fprintf(e.stderr, "sipwall guard: --backend %s, but %s says the %s backend is applied\n", backend, o.stateDir, store.Backend)
+			return exitUsage
+		}
+	case backend == "":
+		fmt.Fprintf(e.stderr, "sipwall guard: %v (state directory %s); or give --backend when the ruleset was loaded another way\n", err, o.stateDir)
+		return exitFailure
+	}
+	if _, err := compile.ParseBackend(backend); err != nil {
+		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+		return exitUsage
+	}
+
+	// Never banned: loopback and own addresses (the jail), trusted networks
+	// and the explicit list; trusted host names are resolved by the daemon.
+	jc := o.jail
+	for _, n := range append(append([]policy.Prefix(nil), p.Trusted.All...), p.Trusted.SIP...) {
+		jc.NeverBan = append(jc.NeverBan, n.Prefix)
+	}
+	cfg := live.Config{
+		Logs: o.logs, StateDir: o.stateDir, Poll: o.poll,
+		Jail: jc, ScannerBanFor: 0,
+		ResolveEvery: o.resolveEvery, SaveEvery: o.saveEvery,
+		Metrics: live.NewMetrics(), Health: &live.Health{}, Log: log,
+		ForgetFlows: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, runner, a) },
+	}
+	for _, h := range p.Trusted.Hosts {
+		cfg.Hosts = append(cfg.Hosts, h.Name)
+	}
+	cfg.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+		var out []netip.Addr
+		for _, a := range addrs {
+			if a = a.Unmap(); a.Is4() || p.IPv6 {
+				out = append(out, a)
+			}
+		}
+		return out, err
+	}
+	if store != nil {
+		cfg.Lists = listStore{store}
+		cfg.SavePath = lists.DefaultFile(o.stateDir)
+	}
+	if o.amiAddr != "" {
+		if o.amiUser == "" {
+			fmt.Fprintln(e.stderr, "sipwall guard: --ami needs --ami-user (and the secret in $SIPWALL_AMI_SECRET or --ami-secret)")
+			return exitUsage
+		}
+		cfg.AMI = []ami.Config{{Addr: o.amiAddr, Username: o.amiUser, Secret: o.amiSecret}}
+	}
+
+	switch compile.Backend(backend) {
+	case compile.NFTables:
+		nb, err := ban.NewNFT()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+			return exitFailure
+		}
+		defer nb.Close()
+		cfg.Banner = nb
+		if o.inspect && p.SIP.Mode != "" {
+			ic := inspect.FromPolicy(p)
+			cfg.Inspect = &ic
+			cfg.Group = compile.InspectGroup
+		}
+	default:
+		// iptables matches the knock and the signatures in the kernel
+		// (xt_string); guard only bans from the logs and AMI.
+		cfg.Banner = ban.IPSet{Runner: runner}
+	}
+
+	g, err := live.New(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+		return exitUsage
+	}
+	if o.metrics != "" && o.metrics != "off" {
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall guard: metrics: %v\n", err)
+			return exitFailure
+		}
+		srv := &http.Server{Handler: live.Handler(cfg.Metrics, cfg.Health), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	log.Info("sipwall guard starting", "backend", backend, "mode", p.SIP.Mode, "logs", strings.Join(o.logs, ","), "ami", o.amiAddr, "inspector", cfg.Inspect != nil)
+	if err := g.Run(e.ctx); err != nil {
+		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+		return exitFailure
+	}
+	log.Info("sipwall guard stopped")
+	return exitOK
 }

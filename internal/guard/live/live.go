@@ -152,8 +152,8 @@ func New(cfg Config) (*Guard, error) {
 // Run runs every input until ctx ends or one fails for good (a log file
 // that cannot be followed, the nflog group taken by another process). The
 // lists are saved on the way out.
-func (g *Guard) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
+func (g *Guard) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	start := func(name string, fn func(context.Context) error) {
@@ -198,10 +198,10 @@ func (g *Guard) Run(ctx context.Context) error {
 		}
 		scancel()
 	}
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	if parent.Err() != nil {
+		return nil // stopped from outside
 	}
-	return nil
+	return context.Cause(ctx)
 }
 
 // follow delivers the failures of one log file.
