@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -62,6 +63,10 @@ const (
 	fwNFTables firewall = "nftables"
 	fwArticle  firewall = "article"
 )
+
+// labSeq numbers the Internets of this process, so that labs running at
+// the same time in one process never share a namespace name.
+var labSeq atomic.Int32
 
 // lab is the shared part of one `sipwall lab`.
 type lab struct {
@@ -130,7 +135,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	var wg sync.WaitGroup
 	for i, k := range kinds {
 		wg.Go(func() {
-			runs[i], errs[i] = l.runOne(ctx, k, string("sna"[i]))
+			runs[i], errs[i] = l.runOne(ctx, k, fmt.Sprintf("%d%c", labSeq.Add(1), "sna"[i]))
 		})
 	}
 	wg.Wait()

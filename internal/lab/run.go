@@ -500,8 +500,8 @@ func (o *one) comeback(ctx context.Context) {
 }
 
 // saveRestore saves the lists, flushes the whole ruleset of the server
-// namespace (a reboot), restores the lists and applies again: the banned
-// scanner must still be banned, the admitted phone still admitted.
+// namespace (a reboot) and restores as at boot: the banned scanner must
+// still be banned, the admitted phone still admitted.
 func (o *one) saveRestore(ctx context.Context) {
 	sr := &SaveRestore{}
 	o.rep.SaveRestore = sr
@@ -518,11 +518,13 @@ func (o *one) saveRestore(ctx context.Context) {
 		sr.Detail = "flush: " + err.Error()
 		return
 	}
-	if _, err := o.sipwall(ctx, o.srv.ns, "restore", "--state-dir", o.stateDir()); err != nil {
-		sr.Detail = err.Error()
+	if left := readLists(ctx, o.srv.ns, o.kind); len(left) > 0 {
+		sr.Detail = fmt.Sprintf("the flush left %d entries in the kernel", len(left))
 		return
 	}
-	if err := o.applySipwallOnly(ctx); err != nil {
+	// At boot the kernel holds nothing: restore --boot loads the applied
+	// ruleset, then the saved lists.
+	if _, err := o.sipwall(ctx, o.srv.ns, "restore", "--boot", "--state-dir", o.stateDir()); err != nil {
 		sr.Detail = err.Error()
 		return
 	}
@@ -532,20 +534,14 @@ func (o *one) saveRestore(ctx context.Context) {
 	h := o.host(scanner.name)
 	got, _ := sipExchange(h.ns, scanner.src, serverV4, sipRequest("OPTIONS", serverV4, scanner.src, "friendly-scanner"), time.Second)
 	sr.ScannerBanned = !got && !dialTCP(h.ns, scanner.src, serverV4, sshPort, time.Second)
+	sr.Detail = "sipwall save; every table and set of the server flushed; sipwall restore --boot"
 	if o.kind == fwNFTables {
 		// Without guard no scanner is in a list: only the SIP drop counts.
 		sr.ScannerBanned = !got
+		sr.Detail += " (nftables without guard: the scanner is in no list, its SIP is dropped as an unknown source's)"
 	}
 	h = o.host(phone.name)
 	sr.PhoneAdmitted, _ = sipExchange(h.ns, phone.src, serverV4, sipRequest("OPTIONS", serverV4, phone.src, "Zoiper rv2.10.20.4"), 3*time.Second)
-	sr.Detail = "sipwall save; ruleset and sets flushed; sipwall restore; sipwall apply"
-}
-
-// applySipwallOnly applies again without touching the allowed sets: what
-// was saved must come back by itself.
-func (o *one) applySipwallOnly(ctx context.Context) error {
-	_, err := o.sipwall(ctx, o.srv.ns, "apply", "-c", o.policy, "--backend", string(o.kind), "--state-dir", o.stateDir(), "--confirm", "0")
-	return err
 }
 
 // flushAll empties every firewall of namespace ns, as a reboot would.
