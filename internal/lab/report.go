@@ -280,7 +280,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s | %s\n", a.Name, a.Source, sent, ans, lists(a.Lists), lists(b.Lists))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "(SENT: SIP requests, or SYNs for the port scanner and hping3, counted at the attacker; ANSWERS: SIP answers it received)")
+	fmt.Fprintln(w, "(SENT: in the sipwall run, SIP requests, or SYNs for portscan and hping3, counted at the attacker; ANSWERS: SIP answers, or SYN-ACKs, it received)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "PHONE\tSOURCE\tREGISTERED sipwall | article | none\tCALL ANSWERED\tRETRANSMITTED REGISTER")
 	for i, p := range s.Phones {
