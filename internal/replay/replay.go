@@ -58,6 +58,10 @@ type Options struct {
 	Signatures []Signature
 	// Progress, when set, is called now and then with the bytes read so far.
 	Progress func(read int64)
+	// Trace, when set, is called for every packet to or from a local
+	// address with the engine's verdict (the differential test against the
+	// kernel uses it to send exactly the host answers the engine keeps).
+	Trace func(file string, packet int, dir engine.Direction, v engine.Verdict)
 }
 
 // Input is one capture to replay.
@@ -373,6 +377,9 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 		return
 	}
 	res := r.eng.Process(&in)
+	if r.opt.Trace != nil {
+		r.opt.Trace(st.name, st.rec.Number, in.Dir, res.Verdict)
+	}
 	if in.Dir == engine.Out {
 		switch res.Verdict {
 		case engine.Suppressed:
