@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sipwall/sipwall/internal/netns"
+	"github.com/sipwall/sipwall/internal/netns/nstest"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -107,7 +109,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 192.0.2.10 2222")
+	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 127.0.0.1 2222")
 	code, out, _ := run(t, "check", "-c", lab)
 	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, `"eyeBeam" also matches a real phone`) {
 		t.Errorf("exit %d:\n%s", code, out)
@@ -116,7 +118,7 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check does not say what is enforced where:\n%s", out)
 	}
 	// The SSH session arrives on 22, which the policy does not admit.
-	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 192.0.2.10 22")
+	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 127.0.0.1 22")
 	code, out, _ = run(t, "check", "-c", lab, "--json")
 	var res struct {
 		OK       bool             `json:"ok"`
@@ -140,8 +142,13 @@ func TestCheck(t *testing.T) {
 	if code, _, _ := run(t, "check", "-c", lab, "--force"); code != 0 {
 		t.Errorf("check --force: exit %d", code)
 	}
+	// A session into another host or namespace does not cross this firewall.
+	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 203.0.113.99 22")
+	if code, out, _ := run(t, "check", "-c", lab); code != 0 {
+		t.Errorf("a session to an address not on this host counted: exit %d\n%s", code, out)
+	}
 	// An SSH client in a bogon range would lose new connections.
-	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 192.0.2.10 2222")
+	t.Setenv("SSH_CONNECTION", "10.9.8.7 50000 127.0.0.1 2222")
 	code, out, _ = run(t, "check", "-c", lab)
 	if code != exitFailure || !strings.Contains(out, "your SSH client 10.9.8.7 is in the bogon range 10.0.0.0/8") {
 		t.Errorf("exit %d:\n%s", code, out)
@@ -183,15 +190,31 @@ func TestInit(t *testing.T) {
 }
 
 func TestApplyRefusesToCutTheSSHSession(t *testing.T) {
+	// apply must refuse before touching the kernel; should it not, it
+	// touches a throw-away namespace, never the host's.
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.New(t, "cli")
 	dir := t.TempDir()
 	t.Setenv("SIPWALL_STATE_DIR", dir)
-	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 192.0.2.10 22")
-	code, _, errs := run(t, "apply", "-c", lab, "--backend", "nftables")
+	var code int
+	var errs string
+	err := netns.Do(ns, func() error {
+		// The session arrives on this namespace's loopback, port 22.
+		t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 127.0.0.1 22")
+		code, _, errs = run(t, "apply", "-c", lab, "--backend", "nftables")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if code != exitFailure || !strings.Contains(errs, "arrives on port 22") || !strings.Contains(errs, "Nothing changed") {
 		t.Errorf("exit %d: %s", code, errs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state.json")); err == nil {
 		t.Error("a refused apply wrote state")
+	}
+	if out := nstest.Run(t, ns, "nft", "list", "tables"); strings.Contains(out, "sipwall") {
+		t.Errorf("a refused apply loaded a ruleset:\n%s", out)
 	}
 	for _, args := range [][]string{
 		{"apply", "-c", lab, "--confirm", "soon"},

@@ -33,11 +33,33 @@ func hostFacts() policy.HostFacts {
 	if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6"); err == nil {
 		h.IPv6 = strings.TrimSpace(string(b)) == "0"
 	}
-	h.SSHServerPort = sshServerPort(os.Getenv("SSH_CONNECTION"))
-	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
+	conn := os.Getenv("SSH_CONNECTION")
+	if f := strings.Fields(conn); len(f) == 4 && sessionIsLocal(f[2]) {
+		h.SSHServerPort = sshServerPort(conn)
 		h.SSHClient, _ = netip.ParseAddr(f[0])
 	}
 	return h
+}
+
+// sessionIsLocal reports whether the SSH session's server address belongs to
+// this network namespace: a session into another namespace (sipwall run with
+// `ip netns exec`) does not cross this firewall. When the addresses cannot be
+// read, the session is assumed local.
+func sessionIsLocal(server string) bool {
+	srv, err := netip.ParseAddr(server)
+	if err != nil {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == srv.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // sshServerPort extracts the server port from SSH_CONNECTION
