@@ -45,6 +45,12 @@ func Default() *Policy {
 		},
 		Lists: Lists{Capacity: 1 << 20},
 		Log:   Log{Drops: Rate{Count: 10, Per: Duration{time.Minute}}, Prefix: "sipwall drop: "},
+		Guard: Guard{
+			FindTime: Duration{10 * time.Minute}, MaxRetry: 5,
+			BanTime: Duration{time.Hour}, BanTimeFactor: 2, MaxBanTime: Duration{7 * 24 * time.Hour},
+			IgnoreSelf: true, Inspect: true, Metrics: "127.0.0.1:9765",
+			ResolveEvery: Duration{5 * time.Minute}, SaveEvery: Duration{5 * time.Minute},
+		},
 	}
 }
 

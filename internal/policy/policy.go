@@ -41,6 +41,7 @@ type Policy struct {
 	Lists      Lists       `yaml:"lists"`
 	Log        Log         `yaml:"log"`
 	Extra      ExtraAccept `yaml:"accept"`
+	Guard      Guard       `yaml:"guard"`
 
 	// Source is where the policy was read from ("" for the embedded default).
 	Source string `yaml:"-"`
@@ -171,6 +172,43 @@ type Log struct {
 type ExtraAccept struct {
 	TCP []Port `yaml:"tcp"`
 	UDP []Port `yaml:"udp"`
+}
+
+// Guard configures `sipwall guard`: the security events it reads, the
+// thresholds that turn failures into bans (like fail2ban's jails, with
+// repeat offenders escalated), and the live SIP inspector.
+type Guard struct {
+	// Logs are Asterisk log files to follow (the security channel, messages, full).
+	Logs []string `yaml:"logs"`
+	// AMI is the Asterisk Manager Interface to read security events from.
+	AMI AMI `yaml:"ami"`
+	// FindTime, MaxRetry: MaxRetry failures within FindTime ban a source.
+	FindTime Duration `yaml:"findtime"`
+	MaxRetry int      `yaml:"maxretry"`
+	// BanTime is the first ban's length; each repeat ban is BanTimeFactor
+	// times longer, up to MaxBanTime.
+	BanTime       Duration `yaml:"bantime"`
+	BanTimeFactor int      `yaml:"bantime_factor"`
+	MaxBanTime    Duration `yaml:"max_bantime"`
+	// NeverBan are sources never banned (besides loopback, the host's own
+	// addresses and the trusted networks).
+	NeverBan []Prefix `yaml:"never_ban"`
+	// IgnoreSelf keeps the host's own addresses from being banned.
+	IgnoreSelf bool `yaml:"ignore_self"`
+	// Inspect runs the live SIP inspector (the nftables backend's knock).
+	Inspect bool `yaml:"inspect"`
+	// Metrics is where Prometheus metrics are served ("off" disables).
+	Metrics string `yaml:"metrics"`
+	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.
+	ResolveEvery Duration `yaml:"resolve_every"`
+	SaveEvery    Duration `yaml:"save_every"`
+}
+
+// AMI is an Asterisk Manager Interface account.
+type AMI struct {
+	Address    string `yaml:"address"`
+	User       string `yaml:"user"`
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Port is a port or an inclusive port range ("5060", "5060-5082", "5060:5082").

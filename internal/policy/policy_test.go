@@ -58,6 +58,9 @@ func TestMinimalPolicyGetsTheArticleValues(t *testing.T) {
 	if !p.IPv6 {
 		t.Error("IPv6 must be protected by default")
 	}
+	if g := p.Guard; g.MaxRetry != 5 || g.FindTime.Duration != 10*time.Minute || g.BanTime.Duration != time.Hour || !g.Inspect || g.Metrics != "127.0.0.1:9765" {
+		t.Errorf("guard defaults = %+v", g)
+	}
 }
 
 func TestTrapPortsMergeIntoDefaults(t *testing.T) {
@@ -125,6 +128,10 @@ func TestBadPolicies(t *testing.T) {
 		{"rate without period", minimal + "sip:\n  rate_limits:\n    register: {count: 5, per: 0}\n", "key given twice"},
 		{"bad signature key", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  scanners:\n    signatures: [{match: x, case: true}]\n", "p.yaml:5: sip.scanners.signatures[0]: unknown key \"case\""},
 		{"negative capacity", minimal + "lists:\n  capacity: -1\n", "p.yaml:6: lists.capacity: -1 is out of range"},
+		{"guard maxretry", minimal + "guard:\n  maxretry: 0\n", "p.yaml:6: guard.maxretry: 0 is out of range"},
+		{"guard metrics", minimal + "guard:\n  metrics: everywhere\n", "p.yaml:6: guard.metrics: \"everywhere\" is not an address:port"},
+		{"guard bantimes", minimal + "guard:\n  bantime: 2h\n  max_bantime: 1h\n", "p.yaml:7: guard.max_bantime: 1h is shorter than guard.bantime 2h"},
+		{"guard ami", minimal + "guard:\n  ami: {address: localhost}\n", "guard.ami.address: \"localhost\" is not host:port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.yaml))

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -91,6 +92,34 @@ func (p *Policy) validate() []error {
 	}
 	if p.Lists.Capacity < 1 || p.Lists.Capacity > 1<<26 {
 		bad("lists.capacity", "%d is out of range (1 to %d)", p.Lists.Capacity, 1<<26)
+	}
+	g := p.Guard
+	if g.MaxRetry < 1 || g.MaxRetry > 1000 {
+		bad("guard.maxretry", "%d is out of range (1 to 1000)", g.MaxRetry)
+	}
+	for key, d := range map[string]Duration{"guard.findtime": g.FindTime, "guard.bantime": g.BanTime, "guard.max_bantime": g.MaxBanTime, "guard.resolve_every": g.ResolveEvery, "guard.save_every": g.SaveEvery} {
+		if d.Duration <= 0 {
+			bad(key, "must be a positive duration")
+		}
+	}
+	if g.BanTimeFactor < 1 || g.BanTimeFactor > 100 {
+		bad("guard.bantime_factor", "%d is out of range (1 to 100)", g.BanTimeFactor)
+	}
+	if g.MaxBanTime.Duration < g.BanTime.Duration {
+		bad("guard.max_bantime", "%s is shorter than guard.bantime %s", g.MaxBanTime, g.BanTime)
+	}
+	if g.Metrics != "off" {
+		if _, err := netip.ParseAddrPort(g.Metrics); err != nil {
+			bad("guard.metrics", "%q is not an address:port (like 127.0.0.1:9765) or off", g.Metrics)
+		}
+	}
+	if g.AMI.Address != "" {
+		if _, _, err := net.SplitHostPort(g.AMI.Address); err != nil {
+			bad("guard.ami.address", "%q is not host:port (like 127.0.0.1:5038)", g.AMI.Address)
+		}
+		if g.AMI.User == "" {
+			bad("guard.ami.user", "an AMI address needs a user")
+		}
 	}
 	if len(p.Log.Prefix) > 28 {
 		bad("log.prefix", "%q is longer than the kernel's 28 characters", p.Log.Prefix)
