@@ -1,6 +1,7 @@
 package replay_test
 
 import (
+	"bytes"
 	"os"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/packet"
+	"github.com/sipwall/sipwall/internal/replay"
 )
 
 // sipPackets decodes the phone's and the scanners' packets to the server
@@ -88,5 +90,36 @@ func TestEngineAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(5000, step); a != 0 {
 		t.Errorf("%.2f allocations per packet, want 0", a)
+	}
+}
+
+// BenchmarkReplayCapture replays the capture named by
+// SIPWALL_BENCH_CAPTURE (made by ./internal/replay/cmd/mkcapture) through
+// replay.Run, reading from memory: the whole path of sipwall replay but
+// the file system.
+func BenchmarkReplayCapture(b *testing.B) {
+	path := os.Getenv("SIPWALL_BENCH_CAPTURE")
+	if path == "" {
+		b.Skip("SIPWALL_BENCH_CAPTURE not set")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, be := range backends {
+		b.Run(string(be), func(b *testing.B) {
+			p, prog := labProgram(b, be)
+			opt := labOptions(p, be)
+			frames := 0
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				rep, err := replay.Run(prog, []replay.Input{{Name: "bench", R: bytes.NewReader(data)}}, opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				frames += rep.Frames
+			}
+			b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+		})
 	}
 }

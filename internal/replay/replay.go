@@ -247,6 +247,9 @@ func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
 		advance(s)
 	}
 	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog}
+	for _, h := range opt.Hostnames {
+		r.hosts = append(r.hosts, newFoldFinder(h))
+	}
 	var pkt packet.Packet
 	nextProgress := int64(0)
 	for {
@@ -313,6 +316,8 @@ type runner struct {
 	opt  Options
 	prog *engine.Program
 	msg  sip.Message
+	// hosts finds the policy's hostnames.
+	hosts []foldFinder
 }
 
 func (r *runner) local(a netip.Addr) bool {
@@ -428,29 +433,26 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 	// SIP requests of the source (the engine's result is not needed past
 	// this point, so parsing may reuse nothing of it).
 	if len(p.Payload) > 0 && (p.Protocol == packet.ProtoUDP || p.Protocol == packet.ProtoTCP) && isMethodStart(p.Payload[0]) {
-		_ = sip.Parse(p.Payload, &r.msg) // a broken framing still fills the start line
-		{
-			if r.msg.Request && len(r.msg.MethodName) > 0 {
-				s.SIPRequests++
-				mc := s.Methods[string(r.msg.MethodName)]
-				if mc == nil {
-					mc = &MethodCount{}
-					s.Methods[string(r.msg.MethodName)] = mc
-				}
-				mc.Seen++
-				if accepted {
-					s.SIPAccepted++
-					mc.Accepted++
-				}
-				if ua := r.msg.UserAgent(); len(ua) > 0 {
-					r.userAgent(s, ua)
-				}
-				if r.msg.Method == sip.MethodREGISTER && r.carriesHostname(p.Payload) {
-					s.Knocked = true
-				}
-				if nflog && r.opt.Guard {
-					r.inspect(s, p, ts)
-				}
+		if req, ok := scanRequest(p.Payload, &r.msg); ok {
+			s.SIPRequests++
+			mc := s.Methods[string(req.method)]
+			if mc == nil {
+				mc = &MethodCount{}
+				s.Methods[string(req.method)] = mc
+			}
+			mc.Seen++
+			if accepted {
+				s.SIPAccepted++
+				mc.Accepted++
+			}
+			if len(req.userAgent) > 0 {
+				r.userAgent(s, req.userAgent)
+			}
+			if req.register && !s.Knocked && r.carriesHostname(p.Payload) {
+				s.Knocked = true
+			}
+			if nflog && r.opt.Guard {
+				r.inspect(s, p, req.userAgent, ts)
 			}
 		}
 	}
@@ -470,8 +472,8 @@ func (r *runner) userAgent(s *Source, ua []byte) {
 }
 
 func (r *runner) carriesHostname(payload []byte) bool {
-	for _, h := range r.opt.Hostnames {
-		if sip.ContainsFold(payload, h) {
+	for i := range r.hosts {
+		if r.hosts[i].in(payload) {
 			return true
 		}
 	}
@@ -481,7 +483,7 @@ func (r *runner) carriesHostname(payload []byte) bool {
 // inspect is sipwall guard's decision on a packet handed to nflog: a
 // scanner signature bans the source; the knock (hostname or user-agent)
 // admits it. It acts after the kernel decided the packet.
-func (r *runner) inspect(s *Source, p *packet.Packet, ts time.Time) {
+func (r *runner) inspect(s *Source, p *packet.Packet, ua []byte, ts time.Time) {
 	now := ts.UnixNano()
 	for _, sig := range r.opt.Signatures {
 		found := bytes.Contains(p.Payload, []byte(sig.Match))
@@ -499,7 +501,6 @@ func (r *runner) inspect(s *Source, p *packet.Packet, ts time.Time) {
 	case "hostname":
 		admit = r.carriesHostname(p.Payload)
 	case "user-agent":
-		ua := r.msg.UserAgent()
 		for _, a := range r.opt.UserAgents {
 			if sip.ContainsFold(ua, a) {
 				admit = true
