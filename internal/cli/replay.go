@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -78,11 +79,14 @@ func runReplay(e *env) int {
 	}
 	var inputs []replay.Input
 	var total int64
+	// A capture that cannot be opened is reported like one that cannot be
+	// read: a warning, the others still replayed, the report incomplete.
+	var openErrs []string
 	for _, name := range fs.Args() {
 		f, err := os.Open(name)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
-			return exitFailure
+			openErrs = append(openErrs, err.Error())
+			continue
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil {
@@ -95,6 +99,13 @@ func runReplay(e *env) int {
 		defer fmt.Fprint(e.stderr, "\r\033[K")
 	}
 	rep, runErr := replay.Run(prog, inputs, opt)
+	if len(openErrs) > 0 {
+		rep.Warnings = append(openErrs, rep.Warnings...)
+		rep.Complete = false
+		if runErr == nil {
+			runErr = errors.New(strings.Join(openErrs, "; "))
+		}
+	}
 	if runErr != nil {
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(e.stderr, "sipwall replay: warning: %s\n", w)
