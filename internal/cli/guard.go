@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -72,47 +74,145 @@ func (l *stringList) Set(v string) error {
 }
 
 func runGuard(e *env) int {
-	fs := newFlags(e, "guard", "[-c FILE] [--log FILE]... [--ami HOST:PORT --ami-user USER] [--metrics 127.0.0.1:9765] [jail flags]\n       sipwall guard --scan-log FILE... [--json] [--matches] [jail flags]")
+	fs := newFlags(e, "guard", "[-c FILE] [--log FILE|journal:UNIT]... [--ami HOST:PORT --ami-user USER] [--metrics 127.0.0.1:9765] [jail flags]\n       sipwall guard --scan-log FILE... [--json] [--matches] [jail flags]\nLive mode takes its settings from the policy's guard: section; a flag given on the command line overrides it.")
 	scanLog := fs.Bool("scan-log", false, "analyse the log FILEs offline: matches and per-address verdicts; the firewall is not touched")
 	asJSON := fs.Bool("json", false, "print the report as JSON (see docs/guard.md)")
 	listMatches := fs.Bool("matches", false, "list every matched line (always in --json)")
-	findTime := fs.Duration("findtime", jail.DefaultFindTime, "window in which failures are counted")
-	maxRetry := fs.Int("maxretry", jail.DefaultMaxRetry, "failures within findtime that ban an address")
-	banTime := fs.Duration("bantime", jail.DefaultBanTime, "duration of a first ban")
-	banFactor := fs.Int("bantime-factor", jail.DefaultBanFactor, "each repeat ban within a week lasts this many times longer (1: no escalation)")
-	maxBanTime := fs.Duration("max-bantime", jail.DefaultMaxBanTime, "longest ban")
+	findTime := fs.Duration("findtime", jail.DefaultFindTime, "window in which failures are counted (policy: guard.findtime)")
+	maxRetry := fs.Int("maxretry", jail.DefaultMaxRetry, "failures within findtime that ban an address (policy: guard.maxretry)")
+	banTime := fs.Duration("bantime", jail.DefaultBanTime, "duration of a first ban (policy: guard.bantime)")
+	banFactor := fs.Int("bantime-factor", jail.DefaultBanFactor, "each repeat ban within a week lasts this many times longer (1: no escalation; policy: guard.bantime_factor)")
+	maxBanTime := fs.Duration("max-bantime", jail.DefaultMaxBanTime, "longest ban (policy: guard.max_bantime)")
 	maxLine := fs.Int("max-line", 0, "longest line read, in bytes; longer lines are skipped and counted (default 65536)")
-	ignoreSelf := fs.Bool("ignore-self", true, "never ban this host's own addresses (turn off when the logs come from another host)")
+	ignoreSelf := fs.Bool("ignore-self", true, "never ban this host's own addresses (turn off when the logs come from another host; policy: guard.ignore_self)")
 	var neverBan prefixList
-	fs.Var(&neverBan, "never-ban", "addresses or prefixes never banned (comma-separated, repeatable); loopback and this host's addresses never are")
+	fs.Var(&neverBan, "never-ban", "addresses or prefixes never banned (comma-separated, repeatable; replaces guard.never_ban); loopback and this host's addresses never are")
 	// Live mode.
-	policyFile := fs.String("c", policy.DefaultPath, "policy `file` (live mode)")
+	policyFile := fs.String("c", policy.DefaultPath, "policy `file`: live mode's settings (its guard: section), the trusted networks, the inspector's hostnames and signatures")
 	stateDir := stateDirFlag(fs)
 	backendName := fs.String("backend", "", "backend the ruleset was applied with (default: read from the state directory)")
 	var logs stringList
-	fs.Var(&logs, "log", "log `file` to follow (repeatable): Asterisk's security, messages or full channel, or syslog")
-	amiAddr := fs.String("ami", "", "Asterisk manager `host:port` to read security events from")
-	amiUser := fs.String("ami-user", "", "manager account (needs read = security)")
-	amiSecret := fs.String("ami-secret", "", "manager secret (default $SIPWALL_AMI_SECRET; prefer the environment, a flag shows in ps)")
-	noInspect := fs.Bool("no-inspect", false, "nftables backend: do not read SIP packets from nflog (the knock and scanner signatures are then not checked at all)")
-	metricsAddr := fs.String("metrics", "127.0.0.1:9765", "`address` for /metrics and /healthz (\"off\" disables)")
+	fs.Var(&logs, "log", "log `file` to follow, or journal:UNIT for the systemd journal (repeatable; replaces guard.logs): Asterisk's security, messages or full channel, or syslog")
+	amiAddr := fs.String("ami", "", "Asterisk manager `host:port` to read security events from (policy: guard.ami.address)")
+	amiUser := fs.String("ami-user", "", "manager account, which needs read = security (policy: guard.ami.user)")
+	amiSecret := fs.String("ami-secret", "", "manager secret (prefer $SIPWALL_AMI_SECRET or a secret file: a flag shows in ps)")
+	amiSecretFile := fs.String("ami-secret-file", "", "`file` holding the manager secret (policy: guard.ami.secret_file)")
+	noInspect := fs.Bool("no-inspect", false, "nftables backend: do not read SIP packets from nflog (the knock and scanner signatures are then not checked at all; policy: guard.inspect: false)")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9765", "`address` for /metrics and /healthz (\"off\" disables; policy: guard.metrics)")
 	poll := fs.Duration("poll", 10*time.Millisecond, "how often log files are checked for new lines")
-	resolveEvery := fs.Duration("resolve-every", 5*time.Minute, "how often the policy's trusted.hosts names are resolved again")
-	saveEvery := fs.Duration("save-every", 5*time.Minute, "how often the lists are saved to the state directory")
+	resolveEvery := fs.Duration("resolve-every", 5*time.Minute, "how often the policy's trusted.hosts names are resolved again (policy: guard.resolve_every)")
+	saveEvery := fs.Duration("save-every", 5*time.Minute, "how often the lists are saved to the state directory (policy: guard.save_every)")
 	verbose := fs.Bool("v", false, "log every decision, including ignored failures")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
-	if *maxRetry < 1 || *findTime <= 0 || *banTime <= 0 || *banFactor < 1 || *maxBanTime < *banTime {
-		fmt.Fprintln(e.stderr, "sipwall guard: --maxretry must be at least 1, --findtime and --bantime positive, --bantime-factor at least 1, --max-bantime at least --bantime")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// Values given on the command line are checked before the policy is read.
+	var bad []string
+	if set["maxretry"] && *maxRetry < 1 {
+		bad = append(bad, "--maxretry must be at least 1")
+	}
+	if set["findtime"] && *findTime <= 0 {
+		bad = append(bad, "--findtime must be positive")
+	}
+	if set["bantime"] && *banTime <= 0 {
+		bad = append(bad, "--bantime must be positive")
+	}
+	if set["bantime-factor"] && *banFactor < 1 {
+		bad = append(bad, "--bantime-factor must be at least 1")
+	}
+	if set["max-bantime"] && *maxBanTime <= 0 {
+		bad = append(bad, "--max-bantime must be positive")
+	}
+	if set["poll"] && *poll <= 0 {
+		bad = append(bad, "--poll must be positive")
+	}
+	if set["resolve-every"] && *resolveEvery <= 0 {
+		bad = append(bad, "--resolve-every must be positive")
+	}
+	if set["save-every"] && *saveEvery <= 0 {
+		bad = append(bad, "--save-every must be positive")
+	}
+	if set["metrics"] && *metricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(*metricsAddr); err != nil {
+			bad = append(bad, fmt.Sprintf("--metrics: %q is not host:port or off", *metricsAddr))
+		}
+	}
+	for _, l := range logs {
+		if unit, ok := strings.CutPrefix(l, journalPrefix); ok && !validUnit(unit) {
+			bad = append(bad, fmt.Sprintf("--log %s: %q is not a systemd unit name", l, unit))
+		}
+	}
+	if len(bad) > 0 {
+		for _, b := range bad {
+			fmt.Fprintf(e.stderr, "sipwall guard: %s\n", b)
+		}
 		return exitUsage
 	}
-	jailCfg := jail.Config{
-		FindTime: *findTime, MaxRetry: *maxRetry, BanTime: *banTime,
-		BanFactor: *banFactor, MaxBanTime: *maxBanTime,
-		NeverBan: neverBan,
+
+	// The policy's guard section, then the flags given explicitly on top.
+	var p *policy.Policy
+	if !*scanLog || set["c"] {
+		var ok bool
+		if p, ok = loadPolicy(e, *policyFile); !ok {
+			return exitUsage
+		}
+	} else {
+		p = policy.Default()
 	}
-	if *ignoreSelf {
+	s := settingsFromPolicy(p)
+	if set["findtime"] {
+		s.jail.FindTime = *findTime
+	}
+	if set["maxretry"] {
+		s.jail.MaxRetry = *maxRetry
+	}
+	if set["bantime"] {
+		s.jail.BanTime = *banTime
+	}
+	if set["bantime-factor"] {
+		s.jail.BanFactor = *banFactor
+	}
+	if set["max-bantime"] {
+		s.jail.MaxBanTime = *maxBanTime
+	}
+	if set["never-ban"] {
+		s.jail.NeverBan = neverBan
+	}
+	if set["ignore-self"] {
+		s.ignoreSelf = *ignoreSelf
+	}
+	if set["log"] {
+		s.logs = logs
+	}
+	if set["ami"] {
+		s.amiAddr = *amiAddr
+	}
+	if set["ami-user"] {
+		s.amiUser = *amiUser
+	}
+	if set["ami-secret-file"] {
+		s.amiSecretFile, s.amiSecretFileKey = *amiSecretFile, "--ami-secret-file"
+	}
+	if set["no-inspect"] {
+		s.inspect = !*noInspect
+	}
+	if set["metrics"] {
+		s.metrics = *metricsAddr
+	}
+	if set["resolve-every"] {
+		s.resolveEvery = *resolveEvery
+	}
+	if set["save-every"] {
+		s.saveEvery = *saveEvery
+	}
+	if s.jail.MaxBanTime < s.jail.BanTime {
+		fmt.Fprintf(e.stderr, "sipwall guard: the longest ban (%s) is shorter than a first ban (%s): check --max-bantime, --bantime and the policy's guard section\n", s.jail.MaxBanTime, s.jail.BanTime)
+		return exitUsage
+	}
+	jailCfg := s.jail
+	if s.ignoreSelf {
 		jailCfg.Self = ownAddresses()
 	}
 	if !*scanLog {
@@ -120,15 +220,32 @@ func runGuard(e *env) int {
 			fmt.Fprintf(e.stderr, "sipwall guard: unexpected argument %q (follow files with --log FILE; analyse them with --scan-log)\n", fs.Arg(0))
 			return exitUsage
 		}
-		secret := *amiSecret
-		if secret == "" {
-			secret = os.Getenv("SIPWALL_AMI_SECRET")
+		if s.amiAddr != "" {
+			switch {
+			case s.amiUser == "":
+				fmt.Fprintln(e.stderr, "sipwall guard: --ami needs --ami-user (guard.ami.user in the policy), and a secret")
+				return exitUsage
+			case set["ami-secret"]:
+				s.amiSecret = *amiSecret
+			case os.Getenv("SIPWALL_AMI_SECRET") != "":
+				s.amiSecret = os.Getenv("SIPWALL_AMI_SECRET")
+			case s.amiSecretFile != "":
+				secret, err := readSecret(s.amiSecretFile)
+				if err != nil {
+					fmt.Fprintf(e.stderr, "sipwall guard: %s%s: the AMI secret: %v\n", s.amiSecretFileWhere(p), s.amiSecretFileKey, err)
+					return exitUsage
+				}
+				s.amiSecret = secret
+			default:
+				fmt.Fprintf(e.stderr, "sipwall guard: no secret for the AMI account %s at %s: set guard.ami.secret_file in the policy, $SIPWALL_AMI_SECRET or --ami-secret-file\n", s.amiUser, s.amiAddr)
+				return exitUsage
+			}
 		}
-		return runGuardLive(e, liveOptions{
-			policyFile: *policyFile, stateDir: *stateDir, backend: *backendName,
-			logs: logs, amiAddr: *amiAddr, amiUser: *amiUser, amiSecret: secret,
-			inspect: !*noInspect, metrics: *metricsAddr, poll: *poll,
-			resolveEvery: *resolveEvery, saveEvery: *saveEvery, verbose: *verbose,
+		return guardLive(e, p, liveOptions{
+			stateDir: *stateDir, backend: *backendName,
+			logs: s.logs, amiAddr: s.amiAddr, amiUser: s.amiUser, amiSecret: s.amiSecret,
+			inspect: s.inspect, metrics: s.metrics, poll: *poll,
+			resolveEvery: s.resolveEvery, saveEvery: s.saveEvery, verbose: *verbose,
 			jail: jailCfg,
 		})
 	}
@@ -278,15 +395,15 @@ func printScan(w io.Writer, rep *guard.Report, listMatches bool) error {
 
 // liveOptions are the flags of live mode.
 type liveOptions struct {
-	policyFile, stateDir, backend string
-	logs                          []string
-	amiAddr, amiUser, amiSecret   string
-	inspect                       bool
-	metrics                       string
-	poll                          time.Duration
-	resolveEvery, saveEvery       time.Duration
-	verbose                       bool
-	jail                          jail.Config
+	stateDir, backend           string
+	logs                        []string
+	amiAddr, amiUser, amiSecret string
+	inspect                     bool
+	metrics                     string
+	poll                        time.Duration
+	resolveEvery, saveEvery     time.Duration
+	verbose                     bool
+	jail                        jail.Config
 }
 
 // listStore adapts the lists package to what guard needs.
@@ -305,12 +422,11 @@ func (l listStore) Sizes(ctx context.Context) (map[string]int, error) {
 	return st.Lists, nil
 }
 
+// guardLive runs live mode once its settings are known (tests replace it).
+var guardLive = runGuardLive
+
 // runGuardLive runs guard as a daemon until it is stopped (SIGTERM, ^C).
-func runGuardLive(e *env, o liveOptions) int {
-	p, ok := loadPolicy(e, o.policyFile)
-	if !ok {
-		return exitUsage
-	}
+func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -345,7 +461,7 @@ func runGuardLive(e *env, o liveOptions) int {
 	}
 	cfg := live.Config{
 		Logs: o.logs, StateDir: o.stateDir, Poll: o.poll,
-		Jail: jc, ScannerBanFor: 0,
+		Jail: jc, ScannerBanFor: p.SIP.Scanners.BanFor.Duration,
 		ResolveEvery: o.resolveEvery, SaveEvery: o.saveEvery,
 		Metrics: live.NewMetrics(), Health: &live.Health{}, Log: log,
 		ForgetFlows: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, runner, a) },
@@ -368,10 +484,6 @@ func runGuardLive(e *env, o liveOptions) int {
 		cfg.SavePath = lists.DefaultFile(o.stateDir)
 	}
 	if o.amiAddr != "" {
-		if o.amiUser == "" {
-			fmt.Fprintln(e.stderr, "sipwall guard: --ami needs --ami-user (and the secret in $SIPWALL_AMI_SECRET or --ami-secret)")
-			return exitUsage
-		}
 		cfg.AMI = []ami.Config{{Addr: o.amiAddr, Username: o.amiUser, Secret: o.amiSecret}}
 	}
 
@@ -411,11 +523,103 @@ func runGuardLive(e *env, o liveOptions) int {
 		defer srv.Close()
 		log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
-	log.Info("sipwall guard starting", "backend", backend, "mode", p.SIP.Mode, "logs", strings.Join(o.logs, ","), "ami", o.amiAddr, "inspector", cfg.Inspect != nil)
+	log.Info("sipwall guard starting", "backend", backend, "mode", p.SIP.Mode, "logs", strings.Join(o.logs, ","), "ami", o.amiAddr, "inspector", cfg.Inspect != nil,
+		"maxretry", jc.MaxRetry, "findtime", jc.FindTime, "bantime", jc.BanTime, "bantime_factor", jc.BanFactor, "max_bantime", jc.MaxBanTime,
+		"scanner_ban_for", banForText(cfg.ScannerBanFor))
 	if err := g.Run(e.ctx); err != nil {
 		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
 		return exitFailure
 	}
 	log.Info("sipwall guard stopped")
 	return exitOK
+}
+
+// journalPrefix marks a guard.logs entry (or --log value) that names a
+// systemd unit whose journal is followed: journal:asterisk.service.
+const journalPrefix = live.JournalPrefix
+
+// validUnit reports whether u looks like a systemd unit name (no spaces, no
+// option-like leading dash).
+func validUnit(u string) bool {
+	if u == "" || strings.HasPrefix(u, "-") || len(u) > 256 {
+		return false
+	}
+	for _, c := range u {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// guardSettings are live mode's settings: the policy's guard section, with
+// the flags given on the command line on top.
+type guardSettings struct {
+	logs                        []string
+	amiAddr, amiUser, amiSecret string
+	// amiSecretFile is the file holding the AMI secret, and the key or flag
+	// that named it (for error messages).
+	amiSecretFile, amiSecretFileKey string
+	jail                            jail.Config // without Self
+	ignoreSelf, inspect             bool
+	metrics                         string
+	resolveEvery, saveEvery         time.Duration
+}
+
+// settingsFromPolicy reads the policy's guard section. A relative
+// secret_file is relative to the policy file's directory.
+func settingsFromPolicy(p *policy.Policy) guardSettings {
+	g := p.Guard
+	s := guardSettings{
+		logs:    append([]string(nil), g.Logs...),
+		amiAddr: g.AMI.Address, amiUser: g.AMI.User,
+		amiSecretFile: g.AMI.SecretFile, amiSecretFileKey: "guard.ami.secret_file",
+		jail: jail.Config{
+			FindTime: g.FindTime.Duration, MaxRetry: g.MaxRetry, BanTime: g.BanTime.Duration,
+			BanFactor: g.BanTimeFactor, MaxBanTime: g.MaxBanTime.Duration,
+		},
+		ignoreSelf: g.IgnoreSelf, inspect: g.Inspect, metrics: g.Metrics,
+		resolveEvery: g.ResolveEvery.Duration, saveEvery: g.SaveEvery.Duration,
+	}
+	for _, n := range g.NeverBan {
+		s.jail.NeverBan = append(s.jail.NeverBan, n.Prefix)
+	}
+	if s.amiSecretFile != "" && !filepath.IsAbs(s.amiSecretFile) && p.Source != "" {
+		s.amiSecretFile = filepath.Join(filepath.Dir(p.Source), s.amiSecretFile)
+	}
+	return s
+}
+
+// amiSecretFileWhere is "FILE:LINE: " of the policy's secret_file key when
+// the secret file came from the policy.
+func (s guardSettings) amiSecretFileWhere(p *policy.Policy) string {
+	if s.amiSecretFileKey != "guard.ami.secret_file" || p.Source == "" {
+		return ""
+	}
+	if n := p.Line("guard.ami.secret_file"); n > 0 {
+		return fmt.Sprintf("%s:%d: ", p.Source, n)
+	}
+	return p.Source + ": "
+}
+
+// readSecret reads a secret file: its first line, without surrounding
+// blanks. An empty secret is an error.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	secret := strings.TrimSpace(line)
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
+}
+
+func banForText(d time.Duration) string {
+	if d == 0 {
+		return "forever"
+	}
+	return d.String()
 }

@@ -1,10 +1,11 @@
-// Package live is sipwall guard's daemon: it follows Asterisk's logs and
-// the manager interface (AMI) for security failures, runs them through the
-// jail, and puts the addresses it bans into the kernel's banned list; on
-// the nftables backend it also reads the SIP packets the ruleset hands to
-// nflog and puts their sources into the admitted or scanners list as the
-// inspector decides. It re-resolves the policy's trusted host names into
-// the allowed list, saves the lists periodically and exports metrics.
+// Package live is sipwall guard's daemon: it follows Asterisk's logs (files
+// or the systemd journal) and the manager interface (AMI) for security
+// failures, runs them through the jail, and puts the addresses it bans
+// into the kernel's banned list; on the nftables backend it also reads the
+// SIP packets the ruleset hands to nflog and puts their sources into the
+// admitted or scanners list as the inspector decides. It re-resolves the
+// policy's trusted host names into the allowed list, saves the lists
+// periodically and exports metrics.
 //
 // Every input runs in a goroutine of its own; decisions go through one
 // mutex-protected jail, and a ban is written to the kernel before the next
@@ -32,6 +33,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/follow"
 	"github.com/sipwall/sipwall/internal/guard/inspect"
 	"github.com/sipwall/sipwall/internal/guard/jail"
+	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
 	"github.com/sipwall/sipwall/internal/packet"
 )
@@ -59,6 +61,11 @@ type Config struct {
 	StateDir string
 	// Poll is how often the files are checked for new lines (default 10 ms).
 	Poll time.Duration
+	// A Logs entry "journal:UNIT" follows that systemd unit's journal
+	// through Journalctl (default "journalctl" from PATH), a child process
+	// started again with backoff when it exits; the cursor is kept in
+	// StateDir like a file's position.
+	Journalctl string
 
 	AMI []ami.Config
 
@@ -171,6 +178,10 @@ func (g *Guard) Run(parent context.Context) error {
 		start("resolve", g.resolveLoop)
 	}
 	for _, path := range g.cfg.Logs {
+		if unit, ok := strings.CutPrefix(path, JournalPrefix); ok {
+			start("journal "+unit, func(ctx context.Context) error { return g.journal(ctx, unit) })
+			continue
+		}
 		start("log "+path, func(ctx context.Context) error { return g.follow(ctx, path) })
 	}
 	for _, a := range g.cfg.AMI {
@@ -239,6 +250,51 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 		return nil
 	}
 	return err
+}
+
+// JournalPrefix marks a Logs entry naming a systemd unit whose journal is
+// followed: "journal:asterisk.service".
+const JournalPrefix = "journal:"
+
+// journal delivers the failures in one unit's journal entries. journalctl
+// exiting is not fatal: it is started again with backoff, and the input is
+// reported down meanwhile.
+func (g *Guard) journal(ctx context.Context, unit string) error {
+	input := "journal " + unit
+	opts := journal.Options{Unit: unit, Journalctl: g.cfg.Journalctl}
+	if g.cfg.StateDir != "" {
+		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
+			return err
+		}
+		opts.StatePath = filepath.Join(g.cfg.StateDir, "guard-journal-"+strings.NewReplacer("/", "_").Replace(unit)+".json")
+	}
+	g.h.Set(input, "starting journalctl")
+	opts.OnState = func(err error) {
+		if err == nil {
+			g.h.Set(input, "")
+			g.m.Up.WithLabelValues(input).Set(1)
+			return
+		}
+		g.h.Set(input, err.Error()+"; starting it again")
+		g.m.Up.WithLabelValues(input).Set(0)
+		g.m.Errors.WithLabelValues("journal").Inc()
+		g.log.Warn("journalctl exited; starting it again", "unit", unit, "err", err)
+	}
+	fl, err := journal.New(opts)
+	if err != nil {
+		return err
+	}
+	defer g.m.Up.WithLabelValues(input).Set(0)
+	return fl.Run(ctx, func(msg []byte) {
+		read := time.Now()
+		ev, res, _ := events.ClassifyIn(msg, time.Local)
+		switch res {
+		case events.Matched:
+			g.failure(ctx, ev, "journal", read)
+		case events.Rejected:
+			g.m.Rejected.Inc()
+		}
+	})
 }
 
 // ami delivers the failures reported by one manager connection.

@@ -37,7 +37,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total",
-			Help: "Security failures attributed to an address, by event type and input (log, ami)."}, []string{"type", "input"}),
+			Help: "Security failures attributed to an address, by event type and input (log, journal, ami)."}, []string{"type", "input"}),
 		Rejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_lines_total",
 			Help: "Lines that look like security failures but cannot be attributed safely."}),
 		Bans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bans_total",
@@ -59,9 +59,9 @@ func NewMetrics() *Metrics {
 			Help:    "Time from reading the decisive event to the ban being in the kernel.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1}}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
-			Help: "Failed operations, by operation (ban, admit, allow, conntrack, save, stats, resolve, input)."}, []string{"op"}),
+			Help: "Failed operations, by operation (ban, admit, allow, conntrack, save, stats, resolve, journal, input)."}, []string{"op"}),
 		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "input_up",
-			Help: "1 when an input (log file, AMI, nflog) is working."}, []string{"input"}),
+			Help: "1 when an input (log file, journal, AMI, nflog) is working."}, []string{"input"}),
 	}
 	m.Registry.MustRegister(m.Events, m.Rejected, m.Bans, m.Admits, m.Verdicts, m.InspectorPkts, m.Overruns,
 		m.SetEntries, m.Lag, m.BanLatency, m.Errors, m.Up)

@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipwall/sipwall/internal/policy"
+)
+
+// guardPolicy is the lab's policy with a guard section.
+const guardPolicy = `ssh: {ports: [2222]}
+sip:
+  hostnames: [pbx.example-secret.net]
+  scanners:
+    ban_for: 2h
+trusted:
+  all: [10.9.0.0/16]
+guard:
+  logs: [/var/log/asterisk/security, "journal:asterisk.service"]
+  ami:
+    address: 127.0.0.1:5038
+    user: sipwall
+    secret_file: ami.secret
+  findtime: 2m
+  maxretry: 3
+  bantime: 30m
+  bantime_factor: 4
+  max_bantime: 48h
+  never_ban: [192.0.2.0/24]
+  ignore_self: false
+  inspect: false
+  metrics: "off"
+  resolve_every: 1m
+  save_every: 2m
+`
+
+// captureLive replaces live mode by a recorder of its settings for the
+// duration of the test.
+func captureLive(t *testing.T) *liveOptions {
+	t.Helper()
+	var got liveOptions
+	old := guardLive
+	guardLive = func(_ *env, _ *policy.Policy, o liveOptions) int {
+		got = o
+		return exitOK
+	}
+	t.Cleanup(func() { guardLive = old })
+	return &got
+}
+
+func writeGuardPolicy(t *testing.T, text, secret string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sipwall.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if secret != "" {
+		if err := os.WriteFile(filepath.Join(dir, "ami.secret"), []byte(secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// TestGuardTakesThePolicysSettings: without flags, live mode runs with the
+// policy's guard section: logs (the journal included), AMI account with the
+// secret read from secret_file (relative to the policy), thresholds,
+// never-ban, inspector, metrics, periods.
+func TestGuardTakesThePolicysSettings(t *testing.T) {
+	t.Setenv("SIPWALL_AMI_SECRET", "")
+	got := captureLive(t)
+	pf := writeGuardPolicy(t, guardPolicy, "s3cret\n")
+	code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	o := *got
+	if strings.Join(o.logs, ",") != "/var/log/asterisk/security,journal:asterisk.service" {
+		t.Errorf("logs %q", o.logs)
+	}
+	if o.amiAddr != "127.0.0.1:5038" || o.amiUser != "sipwall" || o.amiSecret != "s3cret" {
+		t.Errorf("AMI %s %s secret %q", o.amiAddr, o.amiUser, o.amiSecret)
+	}
+	j := o.jail
+	if j.FindTime != 2*time.Minute || j.MaxRetry != 3 || j.BanTime != 30*time.Minute || j.BanFactor != 4 || j.MaxBanTime != 48*time.Hour {
+		t.Errorf("jail %+v", j)
+	}
+	if len(j.NeverBan) != 1 || j.NeverBan[0] != netip.MustParsePrefix("192.0.2.0/24") {
+		t.Errorf("never-ban %v", j.NeverBan)
+	}
+	if len(j.Self) != 0 {
+		t.Errorf("ignore_self: false, but own addresses are exempt: %v", j.Self)
+	}
+	if o.inspect || o.metrics != "off" || o.resolveEvery != time.Minute || o.saveEvery != 2*time.Minute {
+		t.Errorf("inspect %v, metrics %q, resolve every %s, save every %s", o.inspect, o.metrics, o.resolveEvery, o.saveEvery)
+	}
+}
+
+// TestGuardFlagsOverrideThePolicy: a flag given on the command line wins
+// over the policy, a flag not given leaves the policy's value, even when
+// the flag's default differs from it.
+func TestGuardFlagsOverrideThePolicy(t *testing.T) {
+	t.Setenv("SIPWALL_AMI_SECRET", "")
+	got := captureLive(t)
+	pf := writeGuardPolicy(t, guardPolicy, "s3cret\n")
+	other := filepath.Join(t.TempDir(), "other.secret")
+	os.WriteFile(other, []byte("flagsecret"), 0o600)
+	code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir(),
+		"--maxretry", "7", "--log", "/tmp/messages", "--log", "journal:freepbx.service",
+		"--metrics", "127.0.0.1:0", "--never-ban", "198.51.100.0/24", "--ignore-self",
+		"--no-inspect=false", "--ami", "127.0.0.1:5039", "--ami-secret-file", other, "--save-every", "30s")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	o := *got
+	if strings.Join(o.logs, ",") != "/tmp/messages,journal:freepbx.service" {
+		t.Errorf("logs %q: --log replaces guard.logs", o.logs)
+	}
+	if o.jail.MaxRetry != 7 {
+		t.Errorf("maxretry %d, want the flag's 7", o.jail.MaxRetry)
+	}
+	if o.jail.FindTime != 2*time.Minute || o.jail.BanTime != 30*time.Minute {
+		t.Errorf("findtime %s, bantime %s: flags not given must keep the policy's", o.jail.FindTime, o.jail.BanTime)
+	}
+	if len(o.jail.NeverBan) != 1 || o.jail.NeverBan[0] != netip.MustParsePrefix("198.51.100.0/24") {
+		t.Errorf("never-ban %v", o.jail.NeverBan)
+	}
+	if o.metrics != "127.0.0.1:0" || !o.inspect || o.saveEvery != 30*time.Second || o.resolveEvery != time.Minute {
+		t.Errorf("metrics %q, inspect %v, save every %s, resolve every %s", o.metrics, o.inspect, o.saveEvery, o.resolveEvery)
+	}
+	if o.amiAddr != "127.0.0.1:5039" || o.amiUser != "sipwall" || o.amiSecret != "flagsecret" {
+		t.Errorf("AMI %s %s secret %q", o.amiAddr, o.amiUser, o.amiSecret)
+	}
+
+	// The environment's secret wins over the secret file, --ami-secret
+	// over both.
+	t.Setenv("SIPWALL_AMI_SECRET", "envsecret")
+	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir()); code != exitOK || got.amiSecret != "envsecret" {
+		t.Errorf("exit %d, secret %q (%s)", code, got.amiSecret, stderr)
+	}
+	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir(), "--ami-secret", "argsecret"); code != exitOK || got.amiSecret != "argsecret" {
+		t.Errorf("exit %d, secret %q (%s)", code, got.amiSecret, stderr)
+	}
+}
+
+// TestGuardDefaultsWithoutGuardSection: a policy without a guard section
+// gets the documented defaults.
+func TestGuardDefaultsWithoutGuardSection(t *testing.T) {
+	got := captureLive(t)
+	code, _, stderr := run(t, "guard", "-c", lab, "--state-dir", t.TempDir(), "--log", "/dev/null")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	o := *got
+	if o.jail.MaxRetry != 5 || o.jail.FindTime != 10*time.Minute || o.jail.BanTime != time.Hour || o.jail.BanFactor != 2 ||
+		o.jail.MaxBanTime != 168*time.Hour || !o.inspect || o.metrics != "127.0.0.1:9765" || len(o.jail.Self) == 0 {
+		t.Errorf("defaults: %+v", o)
+	}
+}
+
+func TestGuardPolicyBadInput(t *testing.T) {
+	t.Setenv("SIPWALL_AMI_SECRET", "")
+	captureLive(t) // nothing may run
+	missing := writeGuardPolicy(t, guardPolicy, "")
+	empty := writeGuardPolicy(t, guardPolicy, "\n\n")
+	noSecret := writeGuardPolicy(t, strings.Replace(guardPolicy, "    secret_file: ami.secret\n", "", 1), "")
+	badGuard := writeGuardPolicy(t, strings.Replace(guardPolicy, "maxretry: 3", "maxretry: 0", 1), "x")
+	line := 0
+	for i, l := range strings.Split(guardPolicy, "\n") {
+		if strings.Contains(l, "secret_file") {
+			line = i + 1
+		}
+	}
+	cases := []struct {
+		name string
+		args []string
+		msgs []string
+	}{
+		{"missing secret file", []string{"-c", missing}, []string{
+			missing + ":" + strconv.Itoa(line) + ": guard.ami.secret_file: the AMI secret: open " + filepath.Join(filepath.Dir(missing), "ami.secret"), "no such file"}},
+		{"empty secret file", []string{"-c", empty}, []string{"guard.ami.secret_file", "is empty"}},
+		{"missing --ami-secret-file", []string{"-c", missing, "--ami-secret-file", "/nonexistent/secret"}, []string{"--ami-secret-file: the AMI secret: open /nonexistent/secret"}},
+		{"no secret at all", []string{"-c", noSecret}, []string{"no secret for the AMI account sipwall", "guard.ami.secret_file"}},
+		{"bad guard section", []string{"-c", badGuard}, []string{"guard.maxretry: 0 is out of range"}},
+		{"missing policy", []string{"-c", filepath.Join(t.TempDir(), "none.yaml")}, []string{"none.yaml"}},
+		{"max-bantime below the policy's bantime", []string{"-c", missing, "--max-bantime", "10m"}, []string{"shorter than a first ban (30m0s)"}},
+		{"bad metrics flag", []string{"-c", missing, "--metrics", "everywhere"}, []string{"--metrics"}},
+		{"bad journal unit", []string{"-c", missing, "--log", "journal:"}, []string{"not a systemd unit name"}},
+		{"negative save period", []string{"-c", missing, "--save-every", "-1s"}, []string{"--save-every must be positive"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := run(t, append([]string{"guard", "--state-dir", t.TempDir()}, c.args...)...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d: %s", code, exitUsage, stderr)
+			}
+			for _, m := range c.msgs {
+				if !strings.Contains(stderr, m) {
+					t.Errorf("stderr %q lacks %q", stderr, m)
+				}
+			}
+		})
+	}
+}
