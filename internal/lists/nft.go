@@ -160,16 +160,24 @@ func exactScript(entries, drop []Entry, have map[netip.Prefix]map[string]bool) s
 	return w.String()
 }
 
+// trickMax is the largest batch sent with addScript: nft 1.0's cost for
+// deleting elements of an interval set grows with the batch times the
+// set's size, so larger batches read the lists first and delete only the
+// entries they replace (usually none).
+const trickMax = 16
+
 func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, error) {
-	_, err := b.r.Run(ctx, strings.NewReader(addScript(entries)), "nft", "-f", "-")
-	if err == nil {
-		return len(entries), nil, nil
+	if len(entries) <= trickMax {
+		_, err := b.r.Run(ctx, strings.NewReader(addScript(entries)), "nft", "-f", "-")
+		if err == nil {
+			return len(entries), nil, nil
+		}
+		if !strings.Contains(err.Error(), "interval overlaps") && !strings.Contains(err.Error(), "conflicting intervals") {
+			return 0, nil, nftError(err)
+		}
 	}
-	if !strings.Contains(err.Error(), "interval overlaps") && !strings.Contains(err.Error(), "conflicting intervals") {
-		return 0, nil, nftError(err)
-	}
-	// Overlapping networks: read the lists concerned, leave out what a
-	// wider entry holds already, replace what a new network holds.
+	// Read the lists concerned, leave out what a wider entry holds already,
+	// replace what a new network holds and what is listed already.
 	lists := map[string]bool{}
 	for _, e := range entries {
 		lists[e.List] = true
