@@ -150,7 +150,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		r.Policy = "(built in)"
 	}
 	if opt.Backend == "nftables" {
-		r.Notes = append(r.Notes, "nftables cannot match strings: the hostname knock and the scanner signatures are `sipwall guard`'s job, which this lab does not run yet. The phones are put in the allowed sets by hand (guard required for the knock); scanners are dropped as unknown sources, not banned.")
+		r.Notes = append(r.Notes, "nftables cannot match strings: `sipwall guard` runs in the server namespace and reads the SIP packets of unknown sources from nflog; it admits the phones by their hostname knock (their first UDP REGISTER is dropped and retransmitted) and bans the scanners by their signatures.")
 	}
 	r.Checks = evaluate(r, l.banFor)
 	r.Seconds = time.Since(start).Seconds()

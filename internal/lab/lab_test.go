@@ -90,12 +90,12 @@ func checkReport(t *testing.T, r *Report) {
 			t.Errorf("article: the IPv6 attacker %s got no answer; the article's ruleset has no IPv6 part", a.Name)
 		}
 	}
-	if r.Backend == "iptables" {
-		for _, a := range s.Attackers {
-			if strings.HasPrefix(a.Name, "sv") || a.Name == "sipsak" {
-				if !contains(a.Lists, "scanners") {
-					t.Errorf("%s (%s) is not in the scanners list: %v", a.Name, a.Source, a.Lists)
-				}
+	// Every attacker with a scanner signature is banned as a scanner (by
+	// the kernel's string match on iptables, by guard on nftables).
+	for _, a := range s.Attackers {
+		if strings.HasPrefix(a.Name, "sv") || a.Name == "sipsak" {
+			if !contains(a.Lists, "scanners") {
+				t.Errorf("%s (%s) is not in the scanners list: %v", a.Name, a.Source, a.Lists)
 			}
 		}
 	}
@@ -123,6 +123,28 @@ func checkReport(t *testing.T, r *Report) {
 				p.Name, p.Registered, p.CallAnswered, p.RegisterRetransmissions, p.Exit)
 		}
 	}
+	// The phones are admitted (their knock), and banned nowhere.
+	for _, p := range s.Phones {
+		if !contains(p.Lists, "admitted") || len(banLists(p.Lists)) > 0 {
+			t.Errorf("%s (%s) lists %v: want admitted and no ban", p.Name, p.Source, p.Lists)
+		}
+	}
+	// On nftables guard did it: it admitted the phones and the flooding
+	// phone, and banned the scanners and the crowd.
+	if r.Backend == "nftables" {
+		g := s.Guard
+		if g == nil {
+			t.Fatal("nftables: no guard in the run")
+		}
+		for _, p := range append(s.Phones, &Phone{Name: floodPhone.name, Source: floodPhone.src}) {
+			if !contains(g.Admitted, p.Source) {
+				t.Errorf("guard did not admit %s (%s): admitted %v", p.Name, p.Source, g.Admitted)
+			}
+		}
+		if want := 7 + s.Comeback.Crowd; g.Scanners < want {
+			t.Errorf("guard banned %d scanners, want at least %d (7 sipvicious and sipsak sources, the crowd)", g.Scanners, want)
+		}
+	}
 	// The flooding phone is rate-limited, not banned.
 	f := s.Flood
 	if !f.RateLimited || f.Answers == 0 || f.Answers >= f.Sent/2 {
@@ -143,10 +165,8 @@ func checkReport(t *testing.T, r *Report) {
 	if cb.SIPSent == 0 || cb.SIPAnswers != 0 {
 		t.Errorf("comeback: %d sent, %d answers", cb.SIPSent, cb.SIPAnswers)
 	}
-	if r.Backend == "iptables" {
-		if !cb.Blocked || cb.SSH || !contains(cb.Lists, "scanners") {
-			t.Errorf("comeback: blocked %v, SSH %v, lists %v", cb.Blocked, cb.SSH, cb.Lists)
-		}
+	if !cb.Blocked || cb.SSH || !contains(cb.Lists, "scanners") {
+		t.Errorf("comeback: blocked %v, SSH %v, lists %v", cb.Blocked, cb.SSH, cb.Lists)
 	}
 	if !art.Comeback.SSH {
 		t.Errorf("article: after %d scanners the first one should be forgotten and reach SSH", art.Comeback.Crowd)
@@ -163,7 +183,7 @@ func checkReport(t *testing.T, r *Report) {
 			t.Errorf("save/restore: scanner banned %v (%v), phone admitted %v (%v): %s",
 				sr.ScannerBanned, sr.ScannerLists, sr.PhoneAdmitted, sr.PhoneLists, sr.Detail)
 		}
-		if r.Backend == "iptables" && (!contains(sr.ScannerLists, "scanners") || !contains(sr.PhoneLists, "admitted")) {
+		if !contains(sr.ScannerLists, "scanners") || !contains(sr.PhoneLists, "admitted") {
 			t.Errorf("save/restore: scanner lists %v, phone lists %v", sr.ScannerLists, sr.PhoneLists)
 		}
 	}

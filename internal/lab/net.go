@@ -45,7 +45,7 @@ type internet struct {
 	port   int
 
 	mu      sync.Mutex
-	procs   []*exec.Cmd
+	procs   []*proc
 	closers []func()
 	spaces  []string
 	env     []string
@@ -166,15 +166,39 @@ func (in *internet) command(ctx context.Context, ns string, argv ...string) *exe
 	return cmd
 }
 
-// start starts a long-running process (a server) that close kills.
-func (in *internet) start(cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		return err
+// proc is a long-running process of the lab; done is closed once it has
+// exited and been reaped, err then says how it ended.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// exited reports whether p has ended, and how.
+func (p *proc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
 	}
+}
+
+// start starts a long-running process (a server) that close kills and
+// reaps.
+func (in *internet) start(cmd *exec.Cmd) (*proc, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
 	in.mu.Lock()
-	in.procs = append(in.procs, cmd)
+	in.procs = append(in.procs, p)
 	in.mu.Unlock()
-	return nil
+	return p, nil
 }
 
 // onClose registers fn to run when the Internet is torn down.
@@ -195,10 +219,8 @@ func (in *internet) close() {
 		fn()
 	}
 	for _, p := range procs {
-		if p.Process != nil {
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			p.Wait()
-		}
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
 	}
 	for _, ns := range spaces {
 		killNS(ns)

@@ -180,3 +180,17 @@ func TestEvaluateFailsWhatFails(t *testing.T) {
 		t.Errorf("failed checks %v, want %v", failed, want)
 	}
 }
+
+func TestParseGuardLog(t *testing.T) {
+	log := `time=2026-01-01T10:00:00.000Z level=INFO msg="guard running" logs=0 ami=0 inspector=true
+time=2026-01-01T10:00:01.000Z level=INFO msg=admitted addr=198.51.100.21 by=hostname match=pbx.example-secret.net
+time=2026-01-01T10:00:01.100Z level=INFO msg="banned a SIP scanner" addr=203.0.113.11 signature=friendly-scanner
+time=2026-01-01T10:00:01.200Z level=INFO msg=admitted addr=2001:db8:30::21 by=hostname match=pbx.example-secret.net
+time=2026-01-01T10:00:01.300Z level=INFO msg="banned a SIP scanner" addr=2001:db8:20::11 signature=friendly-scanner
+time=2026-01-01T10:00:01.400Z level=ERROR msg="admit failed" addr=198.51.100.99 err="no such set"
+`
+	admitted, scanners := parseGuardLog(log)
+	if !reflect.DeepEqual(admitted, []string{"198.51.100.21", "2001:db8:30::21"}) || scanners != 2 {
+		t.Errorf("admitted %v, scanners %d", admitted, scanners)
+	}
+}

@@ -30,7 +30,18 @@ type RunReport struct {
 	Comeback    Comeback     `json:"comeback"`
 	Drops       *Drops       `json:"drops,omitempty"`
 	SaveRestore *SaveRestore `json:"save_restore,omitempty"`
+	Guard       *Guard       `json:"guard,omitempty"`
 	Errors      []string     `json:"errors,omitempty"`
+}
+
+// Guard is what sipwall guard did in the run (nftables backend), from its
+// log.
+type Guard struct {
+	Command string `json:"command"`
+	// Admitted are the sources admitted by their knock; Scanners the
+	// sources banned by a scanner signature.
+	Admitted []string `json:"admitted"`
+	Scanners int      `json:"scanners_banned"`
 }
 
 // Attacker is one attack tool, counted at the attacker.
@@ -201,13 +212,8 @@ func evaluate(r *Report, banFor time.Duration) []Check {
 		"%d REGISTERs, %d answered; registers afterwards: %v; lists %v", f.Sent, f.Answers, f.RegistersAfter, f.ListsAfter)
 
 	cb := s.Comeback
-	if r.Backend == "nftables" {
-		add(fmt.Sprintf("the first scanner gets no SIP answer when it comes back after %d other scanners", cb.Crowd),
-			cb.SIPAnswers == 0, "SIP answers %d (not banned from other ports until guard runs: SSH reached %v)", cb.SIPAnswers, cb.SSH)
-	} else {
-		add(fmt.Sprintf("the first scanner is still blocked when it comes back after %d other scanners", cb.Crowd),
-			cb.Blocked, "SIP answers %d, SSH reached %v, lists %v; the article's run: SSH reached %v", cb.SIPAnswers, cb.SSH, cb.Lists, art.Comeback.SSH)
-	}
+	add(fmt.Sprintf("the first scanner is still blocked when it comes back after %d other scanners", cb.Crowd),
+		cb.Blocked, "SIP answers %d, SSH reached %v, lists %v; the article's run: SSH reached %v", cb.SIPAnswers, cb.SSH, cb.Lists, art.Comeback.SSH)
 
 	sr := s.SaveRestore
 	switch {
@@ -330,6 +336,10 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "save / flush / restore (%s): scanner still banned %s (lists %s), phone still admitted %s (lists %s)\n\n",
 				sr.Detail, yes(sr.ScannerBanned), lists(sr.ScannerLists), yes(sr.PhoneAdmitted), lists(sr.PhoneLists))
 		}
+	}
+	if g := s.Guard; g != nil {
+		fmt.Fprintf(w, "sipwall guard (%s): admitted %d sources by their knock (%s), banned %d SIP scanners\n\n",
+			g.Command, len(g.Admitted), strings.Join(g.Admitted, ", "), g.Scanners)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n\n", n)

@@ -60,6 +60,9 @@ type one struct {
 	dir  string
 	rep  *RunReport
 	mu   sync.Mutex
+	// guard is sipwall guard, running in the server namespace on the
+	// nftables backend.
+	guard *proc
 }
 
 func (o *one) fail(format string, a ...any) {
@@ -73,7 +76,7 @@ func describe(k firewall) (string, string) {
 	case fwIPTables:
 		return "sipwall", "sipwall apply --backend iptables"
 	case fwNFTables:
-		return "sipwall", "sipwall apply --backend nftables (phones in the allowed sets: guard not running)"
+		return "sipwall", "sipwall apply --backend nftables, sipwall guard"
 	case fwArticle:
 		return "article", "the article's ruleset (sipwall compile --profile article, iptables-restore)"
 	}
@@ -105,8 +108,14 @@ func (l *lab) runOne(ctx context.Context, kind firewall, letter string) (*RunRep
 	if err := o.traffic(ctx); err != nil {
 		return nil, err
 	}
+	o.guardAlive("the end of the traffic")
 	if kind == fwIPTables || kind == fwNFTables {
 		o.saveRestore(ctx)
+	}
+	o.guardAlive("the end of the run")
+	if o.guard != nil {
+		b, _ := os.ReadFile(filepath.Join(o.dir, "guard.log"))
+		o.rep.Guard.Admitted, o.rep.Guard.Scanners = parseGuardLog(string(b))
 	}
 	l.logf("[%s] done", name)
 	return o.rep, ctx.Err()
@@ -154,7 +163,7 @@ func (o *one) build(ctx context.Context) error {
 	// The server runs until the lab ends: not bound to ctx, killed by close.
 	cmd := in.command(context.Background(), o.srv.ns, "kamailio", "-f", cfg, "-DD", "-E", "-Y", o.dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := in.start(cmd); err != nil {
+	if _, err := in.start(cmd); err != nil {
 		return fmt.Errorf("lab: kamailio: %w", err)
 	}
 	if err := in.listenTCP(o.srv.ns, sshPort); err != nil {
@@ -202,24 +211,57 @@ func (o *one) applySipwall(ctx context.Context) error {
 		return fmt.Errorf("lab: %w", err)
 	}
 	if o.kind == fwNFTables {
-		// Until guard runs, nftables admits no one by the knock: the phones
-		// are allowed by hand.
-		var v4, v6 []string
-		for _, p := range phones {
-			if strings.Contains(p.src, ":") {
-				v6 = append(v6, p.src)
-			} else {
-				v4 = append(v4, p.src)
-			}
-		}
-		v4 = append(v4, floodPhone.src)
-		for set, addrs := range map[string][]string{"allowed4": v4, "allowed6": v6} {
-			if _, err := run(ctx, o.srv.ns, "nft", "add", "element", "inet", "sipwall", set, "{ "+strings.Join(addrs, ", ")+" }"); err != nil {
-				return fmt.Errorf("lab: allow the phones: %w", err)
-			}
-		}
+		// nftables cannot search packets for strings: the knock and the
+		// scanner signatures are guard's job.
+		return o.startGuard(ctx)
 	}
 	return nil
+}
+
+// startGuard runs `sipwall guard` in the server namespace, as on a real
+// server: the same policy, the state directory of the apply, no metrics
+// listener. It reads the SIP packets of unknown sources from nflog and
+// admits (hostname knock) or bans (scanner signature) them. It runs until
+// the lab ends (killed and reaped by close); the run fails if it is not
+// ready within 10 s.
+func (o *one) startGuard(ctx context.Context) error {
+	logf, err := os.Create(filepath.Join(o.dir, "guard.log"))
+	if err != nil {
+		return err
+	}
+	o.in.onClose(func() { logf.Close() })
+	cmd := o.in.command(context.Background(), o.srv.ns, o.opt.Sipwall, "guard", "-c", o.policy, "--state-dir", o.stateDir(), "--metrics", "off")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	p, err := o.in.start(cmd)
+	if err != nil {
+		return fmt.Errorf("lab: sipwall guard: %w", err)
+	}
+	o.guard = p
+	o.rep.Guard = &Guard{Command: "sipwall guard -c POLICY --state-dir STATE --metrics off"}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b, _ := os.ReadFile(logf.Name())
+		if bytes.Contains(b, []byte("msg=\"guard running\"")) {
+			return nil
+		}
+		if done, err := p.exited(); done {
+			return fmt.Errorf("lab: sipwall guard exited (%v):\n%s", err, tail(string(b), 10))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("lab: sipwall guard not running after 10 s:\n%s", tail(string(b), 10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// guardAlive records a failure when guard has stopped during the run.
+func (o *one) guardAlive(step string) {
+	if o.guard == nil {
+		return
+	}
+	if done, err := o.guard.exited(); done {
+		b, _ := os.ReadFile(filepath.Join(o.dir, "guard.log"))
+		o.fail("sipwall guard exited before %s (%v): %s", step, err, tail(string(b), 5))
+	}
 }
 
 func (o *one) apply(ctx context.Context) error {
@@ -535,11 +577,6 @@ func (o *one) saveRestore(ctx context.Context) {
 	got, _ := sipExchange(h.ns, scanner.src, serverV4, sipRequest("OPTIONS", serverV4, scanner.src, "friendly-scanner"), time.Second)
 	sr.ScannerBanned = !got && !dialTCP(h.ns, scanner.src, serverV4, sshPort, time.Second)
 	sr.Detail = "sipwall save; every table and set of the server flushed; sipwall restore --boot"
-	if o.kind == fwNFTables {
-		// Without guard no scanner is in a list: only the SIP drop counts.
-		sr.ScannerBanned = !got
-		sr.Detail += " (nftables without guard: the scanner is in no list, its SIP is dropped as an unknown source's)"
-	}
 	h = o.host(phone.name)
 	sr.PhoneAdmitted, _ = sipExchange(h.ns, phone.src, serverV4, sipRequest("OPTIONS", serverV4, phone.src, "Zoiper rv2.10.20.4"), 3*time.Second)
 }
@@ -563,4 +600,22 @@ func flushAll(ctx context.Context, ns string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// parseGuardLog reads guard's log (log/slog text): the addresses admitted by
+// the inspector, in order, and the number of scanner bans.
+func parseGuardLog(log string) (admitted []string, scanners int) {
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.Contains(line, " msg=admitted "):
+			for _, f := range strings.Fields(line) {
+				if a, ok := strings.CutPrefix(f, "addr="); ok {
+					admitted = append(admitted, a)
+				}
+			}
+		case strings.Contains(line, ` msg="banned a SIP scanner" `):
+			scanners++
+		}
+	}
+	return admitted, scanners
 }
