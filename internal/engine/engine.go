@@ -15,9 +15,10 @@
 // generic protocol, with the kernel's state tables and timeouts), address
 // sets with timeouts and capacity (ipset and nftables sets), per-source
 // token buckets (xt_hashlimit's credit arithmetic and nft_limit's token
-// arithmetic), xt_limit, xt_recent, and IPv4 and IPv6 reassembly (the kernel
-// reassembles before the raw table once conntrack is in use). Time is the
-// packets' own timestamps. Process evaluates one packet: raw PREROUTING,
+// arithmetic), xt_limit and xt_recent. IP reassembly is not modelled yet
+// (the kernel reassembles before the raw table once conntrack is in use;
+// the engine evaluates fragments one by one). Time is the packets' own
+// timestamps. Process evaluates one packet: raw PREROUTING,
 // then conntrack, then filter INPUT for packets arriving at the host;
 // conntrack then filter OUTPUT for packets it sends.
 //

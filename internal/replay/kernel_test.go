@@ -83,10 +83,11 @@ import (
 // in jiffies (HZ=250, 4 ms), and the kernel's tick phase is not the
 // engine's (nor is nft_limit's clock reading the instant recorded, though
 // they are microseconds apart). When two packets of one source fall within
-// a jiffy of the instant a token becomes available, the kernel may give
-// the token to the first and the engine to the second. Seen in practice:
-// register-flood's first and second REGISTER of a call (148 bytes apart)
-// trading places, same packet counts, bytes off by 148. timingBound bounds
+// a jiffy (nftables: microseconds) of the instant a token becomes
+// available, the kernel may give the token to the first and the engine to
+// the second. Seen in practice with both backends: register-flood's first
+// and second REGISTER of a call (0.3 ms and 148 bytes apart) trading
+// places, same packet counts, bytes off by 148. timingBound bounds
 // this for the captures listed in timing (the ones whose packets meet a
 // per-source rate while it is exhausted): per rule, at most timingBound
 // packets, and timingBound times the capture's largest datagram in bytes.
