@@ -298,3 +298,32 @@ func lineDiff(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Reinstall loads the applied generation again, as it is, after the kernel
+// lost it (a reboot): not a new generation, so the previous one stays what
+// a rollback restores. The lists present are carried over.
+func (m *Manager) Reinstall(ctx context.Context) (*Generation, error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if st.Current == nil {
+		return nil, fmt.Errorf("nothing applied: run sipwall apply first")
+	}
+	be, err := m.backend(st.Current.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if err := be.install(ctx, st.Current.Files, st); err != nil {
+		return nil, err
+	}
+	if st.Current.Fingerprint, err = be.fingerprint(ctx); err != nil {
+		return nil, err
+	}
+	return st.Current, st.Save(m.StateDir)
+}

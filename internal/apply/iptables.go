@@ -485,6 +485,16 @@ func headerValue(header, key string) string {
 	return ""
 }
 
+// hasFlag reports whether an ipset header or create line has a flag.
+func hasFlag(header, flag string) bool {
+	for _, f := range strings.Fields(header) {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
 func (b iptBackend) sameHeader(ctx context.Context, name, opts string) (bool, error) {
 	out, err := b.r.Run(ctx, nil, "ipset", "list", "-t", name)
 	if err != nil {
@@ -501,7 +511,7 @@ func (b iptBackend) sameHeader(ctx context.Context, name, opts string) (bool, er
 			return false, nil
 		}
 	}
-	return true, nil
+	return hasFlag(header, "comment") == hasFlag(opts, "comment"), nil
 }
 
 // migrate re-creates a set with new options and the old entries (with their

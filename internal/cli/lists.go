@@ -417,30 +417,12 @@ func runRestore(e *env) int {
 // nothing) without making it a new generation: the state's previous
 // generation is kept for rollback.
 func reinstall(e *env, stateDir string) error {
-	st, err := apply.LoadState(stateDir)
+	gen, err := manager(stateDir).Reinstall(e.ctx)
 	if err != nil {
-		return err
-	}
-	if st.Current == nil {
-		return lists.ErrNothingApplied
-	}
-	gen := *st.Current
-	m := &apply.Manager{R: apply.Exec{}, StateDir: stateDir}
-	if _, err := m.Apply(e.ctx, &gen, apply.ApplyOptions{}); err != nil {
+		if strings.Contains(err.Error(), "nothing applied") {
+			return lists.ErrNothingApplied
+		}
 		return fmt.Errorf("load the applied ruleset: %w", err)
-	}
-	unlock, err := apply.Lock(stateDir, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	now, err := apply.LoadState(stateDir)
-	if err != nil {
-		return err
-	}
-	now.Previous = st.Previous
-	if err := now.Save(stateDir); err != nil {
-		return err
 	}
 	fmt.Fprintf(e.stdout, "loaded the applied %s ruleset (%s)\n", gen.Backend, gen.PolicyFile)
 	return nil

@@ -60,7 +60,8 @@ func renderSets(rs *ir.Ruleset) string {
 			}
 			// hash:net holds single addresses and networks alike, so a CIDR
 			// ban matches every address inside it.
-			fmt.Fprintf(&b, "create %s hash:net family %s hashsize 1024 maxelem %d timeout %d\n",
+			// Entries carry comments: the reason of a ban.
+			fmt.Fprintf(&b, "create %s hash:net family %s hashsize 1024 maxelem %d timeout %d comment\n",
 				SetName(s.Name, f), family, s.Size, int(s.Timeout/time.Second))
 			for _, e := range s.Elements {
 				if e.Addr().Is4() == (f == ir.IPv4) {
