@@ -208,3 +208,24 @@ func TestGuardPolicyBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardScanLogThresholds: --scan-log uses the flags' defaults, or with
+// -c the policy's guard thresholds, flags on top.
+func TestGuardScanLogThresholds(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "security")
+	os.WriteFile(log, []byte("[2024-03-01 10:00:00] NOTICE[1234] chan_sip.c: Registration from '<sip:100@pbx>' failed for '203.0.113.5:5060' - Wrong password\n"), 0o644)
+	pf := writeGuardPolicy(t, guardPolicy, "s3cret")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"guard", "--scan-log", log}, "Thresholds: 5 failures within 10m0s ban for 1h0m0s (repeat bans x2, at most 168h0m0s)"},
+		{[]string{"guard", "--scan-log", "-c", pf, log}, "Thresholds: 3 failures within 2m0s ban for 30m0s (repeat bans x4, at most 48h0m0s)"},
+		{[]string{"guard", "--scan-log", "-c", pf, "--maxretry", "9", log}, "Thresholds: 9 failures within 2m0s ban for 30m0s"},
+	} {
+		code, out, stderr := run(t, c.args...)
+		if code != exitOK || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, output %q (%s); want %q", c.args[1:], code, out, stderr, c.want)
+		}
+	}
+}
