@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -53,16 +54,10 @@ func Del(name string) {
 // Veth connects namespace a (interface ifA) with namespace b (ifB) and
 // brings both ends up.
 func Veth(ctx context.Context, a, ifA, b, ifB string) error {
-	tmpA, tmpB := "swv"+ifA+a, "swv"+ifB+b
-	if len(tmpA) > 15 {
-		tmpA = tmpA[:15]
-	}
-	if len(tmpB) > 15 {
-		tmpB = tmpB[:15]
-	}
-	if tmpA == tmpB {
-		tmpB = tmpB[:len(tmpB)-1] + "x"
-	}
+	// Temporary names, unique in the host namespace where the pair is born.
+	n := vethSeq.Add(1)
+	tmpA := fmt.Sprintf("swa%d.%d", os.Getpid()%100000, n)
+	tmpB := fmt.Sprintf("swb%d.%d", os.Getpid()%100000, n)
 	steps := [][]string{
 		{"ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB},
 		{"ip", "link", "set", tmpA, "netns", a},
@@ -79,6 +74,8 @@ func Veth(ctx context.Context, a, ifA, b, ifB string) error {
 	}
 	return nil
 }
+
+var vethSeq atomic.Int64
 
 // Do runs fn with the calling goroutine's thread inside namespace ns.
 // Sockets that fn creates belong to ns and may be used after Do returns.
