@@ -88,10 +88,10 @@ import (
 // the second. Seen in practice with both backends: register-flood's first
 // and second REGISTER of a call (0.3 ms and 148 bytes apart) trading
 // places, same packet counts, bytes off by 148. timingBound bounds
-// this for the captures listed in timing (the ones whose packets meet a
-// per-source rate while it is exhausted): per rule, at most timingBound
+// this for the captures whose packets meet a per-source rate while it is
+// exhausted (see rateLimited): per rule, at most timingBound
 // packets, and timingBound times the capture's largest datagram in bytes.
-// Every other capture, and every rule of these two that no rate decision
+// Every other capture, and every rule of these that no rate decision
 // reaches, must be identical; any difference fails the test.
 
 // diffMark marks the server's answers written by the test.
@@ -412,9 +412,19 @@ func retimed(t *testing.T, frames []*kframe, link packet.LinkType, start time.Ti
 	return buf.Bytes()
 }
 
-// timing lists the captures whose packets meet a per-source rate while it
-// is exhausted, so that a decision can fall on a token boundary.
-var timing = map[string]bool{"register-flood.pcap": true, "synflood-ssh.pcap": true}
+// rateLimited reports whether the engine dropped packets of this capture at
+// a per-source rate (hashlimit, or nft's limit rate over): those are the
+// captures whose packets meet a rate while it is exhausted, so that a
+// decision can fall on a token boundary (register-flood, synflood-ssh,
+// svwar, svcrack).
+func rateLimited(rep *replay.Report) bool {
+	for _, r := range rep.Rules {
+		if r.Packets > 0 && (strings.Contains(r.Text, "--hashlimit-above") || strings.Contains(r.Text, "limit rate over")) {
+			return true
+		}
+	}
+	return false
+}
 
 // timingBound is the number of packets per rule a token boundary may move
 // (see the comment at the top of this file).
@@ -525,7 +535,7 @@ func differential(t *testing.T, b compile.Backend, path string) {
 
 	// Compare.
 	bound, byteBound := uint64(0), uint64(0)
-	if timing[name] {
+	if rateLimited(rep) {
 		bound = timingBound
 		for _, f := range frames {
 			if f.sent {
