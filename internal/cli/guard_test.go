@@ -1,12 +1,15 @@
 package cli
 
 import (
-	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipwall/sipwall/internal/netns/nstest"
 )
 
 func TestGuardLiveBadInput(t *testing.T) {
@@ -34,14 +37,26 @@ func TestGuardLiveBadInput(t *testing.T) {
 // TestGuardLiveStartsAndStops runs live mode on the iptables backend (which
 // needs no nflog socket) with a log file, until it is stopped.
 func TestGuardLiveStartsAndStops(t *testing.T) {
+	// Guard runs as its own process in a throw-away namespace, never in
+	// the host's (its goroutines would not follow a namespace switch).
+	nstest.RequireRoot(t, "ipset")
+	ns := nstest.New(t, "guard")
+	bin := buildSipwall(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out, errb bytes.Buffer
-	code := Main(ctx, []string{"guard", "-c", lab, "--state-dir", dir, "--backend", "iptables",
-		"--log", filepath.Join(dir, "security"), "--metrics", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errb.String())
+	policy, _ := filepath.Abs(lab)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, bin, "guard", "-c", policy, "--state-dir", dir, "--backend", "iptables",
+		"--log", filepath.Join(dir, "security"), "--metrics", "127.0.0.1:0")
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "guard to start", func() bool { return strings.Contains(errb.String(), "sipwall guard starting") })
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("guard: %v\n%s", err, errb.String())
 	}
 	for _, s := range []string{"sipwall guard starting", "backend=iptables", "inspector=false", "metrics", "sipwall guard stopped"} {
 		if !strings.Contains(errb.String(), s) {
