@@ -413,8 +413,10 @@ func (o *one) traffic(ctx context.Context) error {
 
 	// The trap ban ends ban_for after the port scanner's last packet.
 	if o.banFor > 0 && o.banFor <= time.Minute {
-		wait := time.Until(lastProbe.Add(o.banFor + 1500*time.Millisecond))
-		o.logf("[%s] waiting %s for the trap ban (%s) to end", rep.Name, wait.Round(time.Second), o.banFor)
+		wait := max(0, time.Until(lastProbe.Add(o.banFor+1500*time.Millisecond)))
+		if wait > 0 {
+			o.logf("[%s] waiting %s for the trap ban (%s) to end", rep.Name, wait.Round(time.Second), o.banFor)
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
