@@ -66,14 +66,7 @@ func runApply(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	findings := p.Lint(hostFacts())
-	for _, f := range findings {
-		if f.Severity == policy.SevError {
-			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
-		}
-	}
-	if policy.HasErrors(findings) && !*force {
-		fmt.Fprintln(e.stderr, "sipwall apply: refusing to apply (see above; --force overrides). Nothing changed.")
+	if !lintGate(e, p, *force, "sipwall apply: refusing to apply (see above; --force overrides). Nothing changed.") {
 		return exitFailure
 	}
 	m := manager(*stateDir)

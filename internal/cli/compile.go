@@ -33,14 +33,7 @@ func runCompile(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	findings := p.Lint(hostFacts())
-	for _, f := range findings {
-		if f.Severity == policy.SevError {
-			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
-		}
-	}
-	if policy.HasErrors(findings) && !*force {
-		fmt.Fprintln(e.stderr, "sipwall compile: refusing to compile a policy with errors (see above; --force overrides)")
+	if !lintGate(e, p, *force, "sipwall compile: refusing to compile a policy with errors (see above; --force overrides)") {
 		return exitFailure
 	}
 	rs, err := compilePolicy(e.ctx, p, backend, *profile)

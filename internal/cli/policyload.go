@@ -27,6 +27,22 @@ func loadPolicy(e *env, path string) (*policy.Policy, bool) {
 	return p, true
 }
 
+// lintGate prints the policy's lint errors and reports whether the command
+// may go on: not when there are errors, unless forced.
+func lintGate(e *env, p *policy.Policy, force bool, refusal string) bool {
+	findings := p.Lint(hostFacts())
+	for _, f := range findings {
+		if f.Severity == policy.SevError {
+			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
+		}
+	}
+	if policy.HasErrors(findings) && !force {
+		fmt.Fprintln(e.stderr, refusal)
+		return false
+	}
+	return true
+}
+
 // hostFacts reads what lint needs to know about this host.
 func hostFacts() policy.HostFacts {
 	var h policy.HostFacts
