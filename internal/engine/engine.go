@@ -15,12 +15,12 @@
 // generic protocol, with the kernel's state tables and timeouts), address
 // sets with timeouts and capacity (ipset and nftables sets), per-source
 // token buckets (xt_hashlimit's credit arithmetic and nft_limit's token
-// arithmetic), xt_limit and xt_recent. IP reassembly is not modelled yet
-// (the kernel reassembles before the raw table once conntrack is in use;
-// the engine evaluates fragments one by one). Time is the packets' own
-// timestamps. Process evaluates one packet: raw PREROUTING,
-// then conntrack, then filter INPUT for packets arriving at the host;
-// conntrack then filter OUTPUT for packets it sends.
+// arithmetic), xt_limit, xt_recent and IP reassembly (nf_defrag_ipv4 and
+// nf_defrag_ipv6, which run before the raw table once conntrack is in use:
+// fragments are queued and the whole datagram is evaluated once). Time is
+// the packets' own timestamps. Process evaluates one packet: reassembly,
+// raw PREROUTING, then conntrack, then filter INPUT for packets arriving at
+// the host; reassembly, conntrack then filter OUTPUT for packets it sends.
 //
 // The engine does no I/O and allocates nothing per packet in steady state:
 // tables grow with the number of live flows and list entries and are swept
@@ -98,10 +98,14 @@ const (
 	Held
 	// Ignored: not IP, or not to or from the host.
 	Ignored
+	// Discarded: an IP fragment the reassembly dropped before any table
+	// saw it (a duplicate, an overlap, inconsistent lengths, the fragment
+	// memory over its threshold, a datagram over 65535 bytes).
+	Discarded
 )
 
 func (v Verdict) String() string {
-	return [...]string{"accepted", "dropped", "suppressed", "held", "ignored"}[v]
+	return [...]string{"accepted", "dropped", "suppressed", "held", "ignored", "discarded"}[v]
 }
 
 // CT states as Result.CTState reports them (ir.CTNew and friends), plus
@@ -136,6 +140,9 @@ type Result struct {
 	// Bytes is the IP datagram's length (of the reassembled datagram for
 	// fragments).
 	Bytes int
+	// Pkt is the packet evaluated: the input, or the reassembled datagram
+	// when the input completed one (valid until the next call).
+	Pkt *packet.Packet
 }
 
 // Options tune an Engine.

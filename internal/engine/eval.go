@@ -21,6 +21,7 @@ type Engine struct {
 	limits      []*limiter
 	recents     []*recentTable
 	ct          *conntrack
+	frag        *defrag
 	c           pctx
 	res         Result
 	stack       [32]frame
@@ -31,6 +32,7 @@ type frame struct{ chain, rule int }
 // pctx is the per-packet evaluation context.
 type pctx struct {
 	pkt     *packet.Packet
+	blocks  [][]byte // a reassembled datagram's fragments, for xt_string
 	fam     ir.Family
 	now     int64
 	srcKey  addrKey
@@ -40,6 +42,7 @@ type pctx struct {
 	ct      uint8
 	hasICMP bool
 	hasL4   bool
+	hotdrop bool // a match dropped the packet outright (xt_hashlimit, table full)
 }
 
 // New returns an engine with empty state for prog.
@@ -71,6 +74,7 @@ func New(prog *Program, opt Options) *Engine {
 		}
 	}
 	e.ct = newConntrack(opt.ConntrackMax)
+	e.frag = newDefrag()
 	return e
 }
 
@@ -126,8 +130,29 @@ func (e *Engine) Process(in *Input) *Result {
 		r.Verdict = Ignored
 		return r
 	}
+	if in.Dir == Out && !e.opt.Outgoing {
+		r.Verdict = Ignored
+		return r
+	}
+	now := in.Time.UnixNano()
+	var blocks [][]byte
+	if p.Fragmented || p.IPVersion == 6 && p.Layers.Has(packet.LayerIPv6Ext) {
+		// nf_defrag at priority -400, before raw and conntrack.
+		switch e.frag.add(p, in.Dir == Out, now) {
+		case fragHeld:
+			r.Verdict, r.Bytes, r.Pkt = Held, p.L3Len, p
+			return r
+		case fragDiscarded:
+			r.Verdict, r.Bytes, r.Pkt = Discarded, p.L3Len, p
+			return r
+		case fragDone:
+			p = &e.frag.pkt
+			blocks = e.frag.blocks
+		}
+	}
+	r.Pkt = p
 	c := &e.c
-	*c = pctx{pkt: p, now: in.Time.UnixNano(), iface: e.opt.Iface, l3: p.Network}
+	*c = pctx{pkt: p, now: now, iface: e.opt.Iface, l3: p.Network, blocks: blocks}
 	c.fam = ir.IPv4
 	if p.IPVersion == 6 {
 		c.fam = ir.IPv6
@@ -138,10 +163,6 @@ func (e *Engine) Process(in *Input) *Result {
 	r.Bytes = p.L3Len
 	fp := &e.prog.fam[famIndex(c.fam)]
 	if in.Dir == Out {
-		if !e.opt.Outgoing {
-			r.Verdict = Ignored
-			return r
-		}
 		return e.outgoing(fp)
 	}
 	// raw PREROUTING, before conntrack.
@@ -242,6 +263,10 @@ func (e *Engine) run(fp *famProg, start int) Verdict {
 		x := &ch.rules[ri]
 		ri++
 		if !e.match(x, c) {
+			if c.hotdrop {
+				// ipt_do_table stops at once: NF_DROP, no counter.
+				return Dropped
+			}
 			continue
 		}
 		cnt := &e.Counters[x.id]
@@ -375,7 +400,11 @@ func (e *Engine) match(x *xrule, c *pctx) bool {
 			}
 			ok = e.sets[o.set].has(a, k, c.now) != o.neg
 		case opString:
-			ok = o.str.match(c.l3)
+			if c.blocks != nil {
+				ok = o.str.matchBlocks(c.blocks)
+			} else {
+				ok = o.str.match(c.l3)
+			}
 		case opPayload:
 			ok = c.hasL4 && p.FragOffset == 0 && int(o.lo)+len(o.payload) <= len(p.Payload) &&
 				string(p.Payload[o.lo:int(o.lo)+len(o.payload)]) == string(o.payload)
@@ -386,8 +415,11 @@ func (e *Engine) match(x *xrule, c *pctx) bool {
 		case opRate:
 			over, full := e.rates[o.rate].over(c.srcKey, c.now)
 			if full && e.prog.Backend == IPTables {
-				// xt_hashlimit drops the packet when its table is full.
+				// xt_hashlimit: dsthash_alloc_init fails on a full table
+				// and the match sets hotdrop: the packet is dropped on
+				// the spot, no rule counts it.
 				e.res.Rule = x.id
+				c.hotdrop = true
 				return false
 			}
 			ok = over && !full

@@ -126,6 +126,31 @@ type rateTable struct {
 	cost    uint64
 	cap     uint64
 	buckets map[addrKey]bucket
+	// xt_hashlimit frees expired entries only in its garbage collector,
+	// every --hashlimit-htable-gcinterval (1 s): an expired entry still
+	// counts against --hashlimit-htable-max until then. gcBase is the
+	// first packet's time (the collector's phase is the kernel's own).
+	gcBase int64
+	gcInit bool
+	swept  int64 // the collector run last applied
+}
+
+// hashlimitHtableSize is xt_hashlimit's default bucket count (machines
+// with over 1 GB of memory).
+const hashlimitHtableSize = 8192
+
+// hashlimitGC is xt_hashlimit's default --hashlimit-htable-gcinterval.
+const hashlimitGC = int64(time.Second)
+
+// lastGC is the instant of the collector's last run at or before now.
+func (t *rateTable) lastGC(now int64) int64 {
+	if !t.gcInit {
+		t.gcBase, t.gcInit = now, true
+	}
+	if now < t.gcBase {
+		return t.gcBase
+	}
+	return now - (now-t.gcBase)%hashlimitGC
 }
 
 func newRateTable(m ir.SourceRateOver, nftables bool) *rateTable {
@@ -141,6 +166,12 @@ func newRateTable(m ir.SourceRateOver, nftables bool) *rateTable {
 		t.cost = nsecs / uint64(n)
 		t.cap = t.cost * uint64(m.Burst)
 	} else {
+		// htable_create: the table holds at least as many entries as it
+		// has buckets (--hashlimit-htable-size, which sipwall leaves to
+		// its default: 8192 on a machine with over 1 GB of memory).
+		if t.size > 0 && t.size < hashlimitHtableSize {
+			t.size = hashlimitHtableSize
+		}
 		// libxt_hashlimit: avg = scale * seconds-per-unit / rate.
 		avg := hashlimitScale * uint64(unit/time.Second) / uint64(n)
 		t.cost = hashlimitCredits(avg)
@@ -161,15 +192,26 @@ func hashlimitCredits(user uint64) uint64 {
 // full (hashlimit drops the packet, nft's dynset stops the rule).
 func (t *rateTable) over(k addrKey, now int64) (over, full bool) {
 	b, ok := t.buckets[k]
-	if ok && now >= b.expires {
-		// Expired: the garbage collector has freed it (or would give it
-		// a full bucket anyway, as the refill time is below the expiry).
+	var gc int64
+	if !t.nft {
+		gc = t.lastGC(now)
+	}
+	if ok && now >= b.expires && (t.nft || gc >= b.expires) {
+		// Expired and freed by the garbage collector (an expired entry
+		// it has not reached yet is found and refilled, which caps it
+		// as a new one would be: the refill time is below the expiry).
 		delete(t.buckets, k)
 		ok = false
 	}
 	if !ok {
 		if t.size > 0 && len(t.buckets) >= t.size {
-			t.sweep(now)
+			if t.nft {
+				t.sweep(now)
+			} else if gc > t.swept {
+				// What the collector freed since its last run here.
+				t.sweep(gc)
+				t.swept = gc
+			}
 			if len(t.buckets) >= t.size {
 				return false, true
 			}

@@ -444,13 +444,16 @@ func TestKernelDifferential(t *testing.T) {
 			name := filepath.Base(path)
 			t.Run(string(b)+"/"+name, func(t *testing.T) {
 				t.Parallel()
-				differential(t, b, path)
+				differential(t, b, path, nil)
 			})
 		}
 	}
 }
 
-func differential(t *testing.T, b compile.Backend, path string) {
+// differential replays the capture at path into the kernel and the engine
+// and compares their counters; check, when set, is then called with the
+// lab (still loaded) and the report.
+func differential(t *testing.T, b compile.Backend, path string, check func(*kernelLab, *replay.Report)) {
 	name := filepath.Base(path)
 	p, prog := labProgram(t, b)
 	opt := labOptions(p, b)
@@ -591,6 +594,9 @@ func differential(t *testing.T, b compile.Backend, path string) {
 		t.Logf("within the timing bound (%d packets, %d bytes per rule):\n%s", bound, byteBound, strings.Join(diffs, "\n"))
 	default:
 		t.Errorf("kernel and engine counters differ (bound %d packets, %d bytes per rule):\n%s", bound, byteBound, strings.Join(diffs, "\n"))
+	}
+	if check != nil {
+		check(l, rep)
 	}
 }
 

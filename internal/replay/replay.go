@@ -168,9 +168,11 @@ type Report struct {
 	Packets   int           `json:"packets"` // packets to the host, evaluated
 	Accepted  int           `json:"accepted"`
 	Dropped   int           `json:"dropped"`
-	Outgoing  int           `json:"outgoing"`   // packets from the host, evaluated
-	Suppress  int           `json:"suppressed"` // answers the host would not have sent
-	Other     int           `json:"other"`      // frames neither to nor from the host, or not IP
+	Outgoing  int           `json:"outgoing"`            // packets from the host, evaluated
+	Suppress  int           `json:"suppressed"`          // answers the host would not have sent
+	Other     int           `json:"other"`               // frames neither to nor from the host, or not IP
+	Held      int           `json:"fragments_held"`      // IP fragments queued for reassembly (their datagram counts once)
+	Discarded int           `json:"fragments_discarded"` // IP fragments the reassembly dropped
 	Sources   []*Source     `json:"sources"`
 	Rules     []RuleCount   `json:"rules"`
 	Policies  []PolicyCount `json:"policies"`
@@ -384,6 +386,19 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 	res := r.eng.Process(&in)
 	if r.opt.Trace != nil {
 		r.opt.Trace(st.name, st.rec.Number, in.Dir, res.Verdict)
+	}
+	switch res.Verdict {
+	case engine.Held:
+		rep.Held++
+		return
+	case engine.Discarded:
+		rep.Discarded++
+		return
+	}
+	// A fragment that completed a datagram: the datagram is what the
+	// ruleset saw.
+	if res.Pkt != nil {
+		p = res.Pkt
 	}
 	if in.Dir == engine.Out {
 		switch res.Verdict {
