@@ -326,23 +326,6 @@ func (fp *famProg) addChain(name string, base bool) int {
 	return len(fp.chains) - 1
 }
 
-// familySpecific mirrors the nftables renderer: a rule that names an
-// address, a set, an ICMP type, a length or a fragment is written once per
-// family.
-func familySpecific(r *ir.Rule) bool {
-	for _, m := range r.Matches {
-		switch m.(type) {
-		case ir.InSet, ir.SourceRateOver, ir.ICMPType, ir.Length, ir.Src, ir.Dst, ir.Fragment:
-			return true
-		}
-	}
-	for _, s := range r.Stmts {
-		if _, ok := s.(ir.AddToSet); ok {
-			return true
-		}
-	}
-	return false
-}
 
 func (p *Program) buildNFT() error {
 	text, err := nft.Render(p.rs)
@@ -400,11 +383,11 @@ func (p *Program) buildNFT() error {
 	for _, c := range p.rs.Chains {
 		for _, r := range c.Rules {
 			for _, f := range fams {
-				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !familySpecific(r) && f == ir.IPv6) {
+				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !nft.FamilySpecific(r) && f == ir.IPv6) {
 					continue
 				}
 				ff := f
-				if r.Fam() == ir.Both && !familySpecific(r) {
+				if r.Fam() == ir.Both && !nft.FamilySpecific(r) {
 					ff = ir.Both
 				}
 				if n >= len(lines) || lineChains[n] != c.Name {

@@ -67,11 +67,11 @@ func Render(rs *ir.Ruleset) (string, error) {
 		}
 		for j, r := range c.Rules {
 			for _, f := range fams {
-				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !familySpecific(r) && f == ir.IPv6) {
+				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !FamilySpecific(r) && f == ir.IPv6) {
 					continue
 				}
 				ff := f
-				if r.Fam() == ir.Both && !familySpecific(r) {
+				if r.Fam() == ir.Both && !FamilySpecific(r) {
 					ff = ir.Both
 				}
 				line, err := renderRule(r, ff)
@@ -153,8 +153,10 @@ func rateLimits(rs *ir.Ruleset) []ir.SourceRateOver {
 	return out
 }
 
-// familySpecific reports whether a rule must be written once per family.
-func familySpecific(r *ir.Rule) bool {
+// FamilySpecific reports whether a rule must be written once per family
+// (it names an address, a set, an ICMP type, a length or a fragment); the
+// replay engine mirrors the rendered rules with it.
+func FamilySpecific(r *ir.Rule) bool {
 	for _, m := range r.Matches {
 		switch m.(type) {
 		case ir.InSet, ir.SourceRateOver, ir.ICMPType, ir.Length, ir.Src, ir.Dst, ir.Fragment:
