@@ -326,7 +326,6 @@ func (fp *famProg) addChain(name string, base bool) int {
 	return len(fp.chains) - 1
 }
 
-
 func (p *Program) buildNFT() error {
 	text, err := nft.Render(p.rs)
 	if err != nil {
