@@ -53,7 +53,9 @@ func BenchmarkBan100k(b *testing.B) {
 }
 
 // BenchmarkBanOne bans one address into a list of 100,000: Add is the set
-// change alone, Ban adds the conntrack cleanup.
+// change alone (the same address again and again: after the first, a
+// replacement), add-new a new address each time, Ban adds the conntrack
+// cleanup.
 func BenchmarkBanOne(b *testing.B) {
 	for _, backend := range backends {
 		l := newLab(b, backend, false)
@@ -78,6 +80,22 @@ func BenchmarkBanOne(b *testing.B) {
 			err := netns.Do(l.srv, func() error {
 				for i := 0; i < b.N; i++ {
 					if _, err := direct.Add(ctx, "banned", one); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+		// A new address every time: nothing to replace, so no delete in
+		// the transaction (add-direct bans the same address again).
+		b.Run(backend+"/add-new-direct", func(b *testing.B) {
+			err := netns.Do(l.srv, func() error {
+				for i := 0; i < b.N; i++ {
+					a := netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)})
+					if _, err := direct.Add(ctx, "banned", []lists.Item{{Prefix: netip.PrefixFrom(a, 32), For: time.Hour, Comment: "bench"}}); err != nil {
 						return err
 					}
 				}

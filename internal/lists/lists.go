@@ -4,7 +4,9 @@
 // addresses and networks in one transaction, deletes a banned source's
 // conntrack flows, saves the lists with their remaining timeouts to a
 // checksummed file and restores them, and reads the ruleset's counters.
-// Everything it does to the system goes through an apply.Runner.
+// Everything it does to the system goes through an apply.Runner, except the
+// changes to nftables lists: those go over netlink, in the namespace where
+// the Runner (an apply.Exec) runs its tools.
 package lists
 
 import (

@@ -14,7 +14,9 @@ import (
 )
 
 // nftBackend keeps the lists in sets of table inet sipwall. Every change is
-// one `nft -f` script: the kernel applies all of it or none.
+// one transaction, all or nothing: one netlink batch (nftnl.go), or one
+// `nft -f` script for a Runner that is not an apply.Exec. Reads go through
+// `nft -j` and the Runner.
 type nftBackend struct{ r apply.Runner }
 
 // chunk is how many elements go on one line of a script.
@@ -166,7 +168,14 @@ func exactScript(entries, drop []Entry, have map[netip.Prefix]map[string]bool) s
 // entries they replace (usually none).
 const trickMax = 16
 
+// add writes over netlink when the Runner says in which namespace its
+// tools run (apply.Exec), and otherwise with `nft -f` through the Runner:
+// that fallback, addScript and exactScript are the only writes left to the
+// nft tool, for a Runner that is not an apply.Exec.
 func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, error) {
+	if ns, ok := netlinkNS(b.r); ok {
+		return nlAdd(ns, entries)
+	}
 	if len(entries) <= trickMax {
 		_, err := b.r.Run(ctx, strings.NewReader(addScript(entries)), "nft", "-f", "-")
 		if err == nil {
@@ -176,8 +185,7 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 			return 0, nil, nftError(err)
 		}
 	}
-	// Read the lists concerned, leave out what a wider entry holds already,
-	// replace what a new network holds and what is listed already.
+	// Read the lists concerned, then replace exactly.
 	lists := map[string]bool{}
 	for _, e := range entries {
 		lists[e.List] = true
@@ -190,8 +198,22 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 	if rerr != nil {
 		return 0, nil, rerr
 	}
+	keep, drop, exact, warnings := resolve(entries, have)
+	if len(keep) == 0 {
+		return 0, warnings, nil
+	}
+	if _, err := b.r.Run(ctx, strings.NewReader(exactScript(keep, drop, exact)), "nft", "-f", "-"); err != nil {
+		return 0, nil, nftError(err)
+	}
+	return len(keep), warnings, nil
+}
+
+// resolve plans adding entries to lists holding have: it leaves out what a
+// wider entry holds already (keep is the rest), drops what a new network
+// holds, and says which entries are listed already (exact).
+func resolve(entries, have []Entry) (keep, drop []Entry, exact map[netip.Prefix]map[string]bool, warnings []string) {
 	var nets []Entry
-	exact := map[netip.Prefix]map[string]bool{}
+	exact = map[netip.Prefix]map[string]bool{}
 	for _, h := range have {
 		if !h.Prefix.IsSingleIP() {
 			nets = append(nets, h)
@@ -201,8 +223,6 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 		}
 		exact[h.Prefix][h.List] = true
 	}
-	var keep, drop []Entry
-	var warnings []string
 	for _, e := range entries {
 		if w, ok := widerIn(nets, e); ok {
 			warnings = append(warnings, fmt.Sprintf("%s is already listed inside %s (list %s)", e.Addr(), w.Addr(), w.List))
@@ -219,16 +239,13 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 			}
 		}
 	}
-	if len(keep) == 0 {
-		return 0, warnings, nil
-	}
-	if _, err := b.r.Run(ctx, strings.NewReader(exactScript(keep, drop, exact)), "nft", "-f", "-"); err != nil {
-		return 0, nil, nftError(err)
-	}
-	return len(keep), warnings, nil
+	return keep, drop, exact, warnings
 }
 
 func (b nftBackend) del(ctx context.Context, entries []Entry) error {
+	if ns, ok := netlinkNS(b.r); ok {
+		return nlDel(ns, entries)
+	}
 	var w strings.Builder
 	names, m := bySet("nftables", entries)
 	for _, n := range names {

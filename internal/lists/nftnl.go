@@ -1,0 +1,573 @@
+package lists
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/netns"
+	"github.com/sipwall/sipwall/internal/render/nft"
+)
+
+// The nftables lists are changed over netlink (github.com/google/nftables):
+// one change is one batch of NEWSETELEM/DELSETELEM messages sent with one
+// Flush, which the kernel applies as one transaction, all or nothing. The
+// nft tool reads the whole set into its cache before every change (over a
+// second for one element into a set of 100,000); netlink does not read.
+
+// netlinkNS says whether the writes of runner r can go over netlink, and in
+// which network namespace: apply.Exec runs the tools in namespace NS (the
+// current one when ""), so netlink goes there too. Any other Runner may run
+// the tools anywhere, so its writes stay with `nft -f` through it.
+func netlinkNS(r apply.Runner) (string, bool) {
+	switch x := r.(type) {
+	case apply.Exec:
+		return x.NS, true
+	case *apply.Exec:
+		if x != nil {
+			return x.NS, true
+		}
+	}
+	return "", false
+}
+
+// nlConn is a netlink connection to nftables in one namespace.
+type nlConn struct {
+	c     *nftables.Conn
+	table *nftables.Table
+}
+
+// withNetlink runs fn with a netlink connection opened in namespace ns (""
+// for the current one) and sized for a batch of about batchBytes bytes in
+// about messages messages. The connection is opened inside netns.Do, so
+// its socket belongs to ns.
+func withNetlink(ns string, batchBytes, messages int, fn func(*nlConn) error) error {
+	run := func() error {
+		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+			// The whole batch goes to the kernel in one message (a
+			// transaction cannot span two), and every message of it is
+			// acknowledged: size both buffers for it, as nft does.
+			// Without CAP_NET_ADMIN the limits stay the system's; the
+			// kernel then refuses a batch too large (EMSGSIZE).
+			c.SetWriteBuffer(max(batchBytes+(1<<16), 1<<20))
+			c.SetReadBuffer(max(messages*2048+(1<<18), 1<<20))
+			// Acknowledgements without a copy of the message refused.
+			c.SetOption(netlink.CapAcknowledge, true)
+			return nil
+		}))
+		if err != nil {
+			return fmt.Errorf("nftables: netlink: %w", err)
+		}
+		defer c.CloseLasting()
+		return fn(&nlConn{c: c, table: &nftables.Table{Name: nft.Table, Family: nftables.TableFamilyINet}})
+	}
+	if ns == "" {
+		return run()
+	}
+	return netns.Do(ns, run)
+}
+
+func (n *nlConn) set(list string, f ir.Family) *nftables.Set {
+	return &nftables.Set{Table: n.table, Name: nft.SetName(list, f), HasTimeout: true, Interval: networks(list)}
+}
+
+// lastAddr is the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// nlElements are the set elements of e: its address, or for a list that
+// holds networks the start of its interval and the end (the address after
+// the last one; none when the interval reaches the top of the address
+// space). A timeout and a comment go on the start only: the kernel refuses
+// a timeout on an interval's end.
+func nlElements(e Entry, extras bool) []nftables.SetElement {
+	start := nftables.SetElement{Key: e.Prefix.Addr().AsSlice()}
+	if extras {
+		if e.Remaining > 0 {
+			start.Timeout = max(e.Remaining.Truncate(time.Second), time.Second)
+		}
+		start.Comment = e.Comment
+	}
+	els := []nftables.SetElement{start}
+	if networks(e.List) {
+		if next := lastAddr(e.Prefix).Next(); next.IsValid() {
+			els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+		}
+	}
+	return els
+}
+
+// elementBytes bounds the netlink size of a set element.
+func elementBytes(el nftables.SetElement) int {
+	return 64 + len(el.Key) + len(el.Comment)
+}
+
+// maxMessageBytes bounds one message's element list: its length is a
+// 16-bit netlink attribute length.
+const maxMessageBytes = 48 << 10
+
+// nlOp is one message of a batch: add or delete elements of a set.
+type nlOp struct {
+	del  bool
+	set  *nftables.Set
+	elms []nftables.SetElement
+}
+
+// nlBatch builds a batch of messages.
+type nlBatch struct {
+	n     *nlConn
+	ops   []nlOp
+	bytes int
+}
+
+// put appends elements of entries to the batch, by set in name order,
+// split into messages that fit.
+func (b *nlBatch) put(del, extras bool, entries []Entry) {
+	names, m := bySet("nftables", entries)
+	for _, name := range names {
+		es := m[name]
+		s := b.n.set(es[0].List, family(es[0].Prefix))
+		var cur []nftables.SetElement
+		size := 0
+		for _, e := range es {
+			for _, el := range nlElements(e, extras) {
+				if size+elementBytes(el) > maxMessageBytes {
+					b.ops = append(b.ops, nlOp{del, s, cur})
+					cur, size = nil, 0
+				}
+				cur = append(cur, el)
+				size += elementBytes(el)
+				b.bytes += elementBytes(el)
+			}
+		}
+		if len(cur) > 0 {
+			b.ops = append(b.ops, nlOp{del, s, cur})
+		}
+	}
+}
+
+// flush sends the batch as one transaction.
+func (b *nlBatch) flush() error {
+	for _, op := range b.ops {
+		var err error
+		if op.del {
+			err = b.n.c.SetDeleteElements(op.set, op.elms)
+		} else {
+			err = b.n.c.SetAddElements(op.set, op.elms)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.n.c.Flush()
+}
+
+// plan sizes a batch before the connection exists: the bytes and messages
+// of the batch fill would build.
+func plan(fill func(*nlBatch)) (int, int) {
+	b := &nlBatch{n: &nlConn{table: &nftables.Table{}}}
+	fill(b)
+	return b.bytes + 128*len(b.ops), len(b.ops)
+}
+
+// send opens a connection in ns, builds the batch with fill and flushes it.
+func sendBatch(ns string, fill func(*nlBatch)) error {
+	bytes, msgs := plan(fill)
+	return withNetlink(ns, bytes, msgs, func(n *nlConn) error {
+		b := &nlBatch{n: n}
+		fill(b)
+		return b.flush()
+	})
+}
+
+// exactFill deletes drop and the entries listed already, then adds entries.
+// (The kernel refuses the add-delete-add sequence for a network right after
+// deleting an address inside it in the same transaction.)
+func exactFill(entries, drop []Entry, have map[netip.Prefix]map[string]bool) func(*nlBatch) {
+	for _, e := range entries {
+		if have[e.Prefix][e.List] {
+			drop = append(drop, e)
+		}
+	}
+	return func(b *nlBatch) {
+		b.put(true, false, drop)
+		b.put(false, true, entries)
+	}
+}
+
+// isOverlap reports whether the kernel refused an interval that overlaps
+// one already listed (EEXIST: the kernel turns its ENOTEMPTY into it).
+func isOverlap(err error) bool { return errors.Is(err, unix.EEXIST) }
+
+// lookupMax is the largest batch whose entries are looked up one by one
+// in the kernel (GETSETELEM, as `nft get element`) before the change;
+// larger batches read the sets concerned instead.
+const lookupMax = 16
+
+// nlAdd puts entries in over netlink in namespace ns, in one transaction.
+//
+// A small batch (a single ban) reads no set: each entry is looked up in the
+// kernel, which answers for one key with the element or the interval
+// holding it. An entry inside a wider network already listed is left out
+// with a warning; one listed already is replaced with add (it is there),
+// delete, add again with the new timeout and comment (an add alone keeps an
+// existing element's timeout and comment); a new one is only added. This
+// matters for speed: a transaction that deletes an element waits for the
+// kernel (an RCU grace period, 8-25 ms), one that only adds does not.
+//
+// A larger batch, or one the kernel refuses as overlapping what is listed
+// (a new network over entries already listed: an interval set refuses the
+// overlap, EEXIST), reads the sets concerned over netlink and deletes what
+// it replaces before adding, as the nft path does.
+func nlAdd(ns string, entries []Entry) (int, []string, error) {
+	if len(entries) <= lookupMax {
+		var (
+			keep, present []Entry
+			warnings      []string
+			known         bool
+		)
+		err := withNetlink(ns, 0, 0, func(n *nlConn) error {
+			var lerr error
+			keep, present, warnings, known, lerr = n.lookup(entries)
+			return lerr
+		})
+		if err != nil {
+			return 0, nil, nlError(err)
+		}
+		if known {
+			if len(keep) == 0 {
+				return 0, warnings, nil
+			}
+			err := sendBatch(ns, func(b *nlBatch) {
+				b.put(false, false, present)
+				b.put(true, false, present)
+				b.put(false, true, keep)
+			})
+			if err == nil {
+				return len(keep), warnings, nil
+			}
+			if !isOverlap(err) {
+				return 0, nil, nlError(err)
+			}
+		}
+	}
+	// Read the sets concerned, then change exactly.
+	var have []Entry
+	err := withNetlink(ns, 0, 0, func(n *nlConn) error {
+		var rerr error
+		have, rerr = n.read(entries)
+		return rerr
+	})
+	if err != nil {
+		return 0, nil, nlError(err)
+	}
+	keep, drop, exact, warnings := resolve(entries, have)
+	if len(keep) == 0 {
+		return 0, warnings, nil
+	}
+	if err := sendBatch(ns, exactFill(keep, drop, exact)); err != nil {
+		return 0, nil, nlError(err)
+	}
+	return len(keep), warnings, nil
+}
+
+// nlDel deletes entries, all present, in one transaction.
+func nlDel(ns string, entries []Entry) error {
+	if err := sendBatch(ns, func(b *nlBatch) { b.put(true, false, entries) }); err != nil {
+		return nlError(err)
+	}
+	return nil
+}
+
+// lookup asks the kernel about each entry: keep are the entries to add
+// (present those of them listed already, to replace), warnings the entries
+// left out because a wider network holds them. known is false when an
+// answer needs the set read (a listed network narrower than the entry at
+// its address).
+func (n *nlConn) lookup(entries []Entry) (keep, present []Entry, warnings []string, known bool, err error) {
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	defer conn.Close()
+	// The kernel answers at once; a deadline keeps a lost answer from
+	// hanging a ban.
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, e := range entries {
+		w, ok, err := n.holding(conn, e)
+		if err != nil {
+			return nil, nil, nil, false, err
+		}
+		switch {
+		case !ok:
+			keep = append(keep, e)
+		case w == e.Prefix:
+			keep = append(keep, e)
+			present = append(present, e)
+		case w.Bits() < e.Prefix.Bits() && w.Contains(e.Prefix.Addr()):
+			warnings = append(warnings, fmt.Sprintf("%s is already listed inside %s (list %s)", e.Addr(), FormatPrefix(w), e.List))
+		default:
+			return nil, nil, nil, false, nil
+		}
+	}
+	return keep, present, warnings, true, nil
+}
+
+// holding returns the entry listed in e's set that holds e's address, as
+// `nft get element` finds it: the kernel answers a GETSETELEM for a key
+// with the element, or in an interval set with the start of the interval
+// holding it, and, asked for an interval end, with the end after it.
+func (n *nlConn) holding(conn *netlink.Conn, e Entry) (netip.Prefix, bool, error) {
+	a := e.Prefix.Addr()
+	name := nft.SetName(e.List, family(e.Prefix))
+	start, ok, err := getElement(conn, name, a, false)
+	if err != nil || !ok {
+		return netip.Prefix{}, false, err
+	}
+	if !networks(e.List) {
+		return netip.PrefixFrom(start, start.BitLen()), true, nil
+	}
+	end, ok, err := getElement(conn, name, a, true)
+	if err != nil {
+		return netip.Prefix{}, false, err
+	}
+	last := netip.Addr{}
+	if ok {
+		last = end.Prev()
+	} else {
+		last = lastAddr(netip.PrefixFrom(a, 0))
+	}
+	p, ok := rangePrefix(start, last)
+	if !ok || !p.Contains(a) {
+		return netip.Prefix{}, false, nil
+	}
+	return p, true, nil
+}
+
+// rangePrefix returns the network that is exactly first..last.
+func rangePrefix(first, last netip.Addr) (netip.Prefix, bool) {
+	for bits := first.BitLen(); bits >= 0; bits-- {
+		p := netip.PrefixFrom(first, bits)
+		if p.Masked().Addr() != first {
+			break
+		}
+		if lastAddr(p) == last {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// getElement asks the kernel for the element of set name matching a (an
+// interval's start, or with end its end); ok is false when there is none.
+func getElement(conn *netlink.Conn, set string, a netip.Addr, end bool) (netip.Addr, bool, error) {
+	key, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: a.AsSlice()}})
+	el := []netlink.Attribute{{Type: unix.NFTA_SET_ELEM_KEY | unix.NLA_F_NESTED, Data: key}}
+	if end {
+		el = append(el, netlink.Attribute{Type: unix.NFTA_SET_ELEM_FLAGS, Data: binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END)})
+	}
+	elb, _ := netlink.MarshalAttributes(el)
+	list, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: 1 | unix.NLA_F_NESTED, Data: elb}})
+	data, _ := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(nft.Table + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED, Data: list},
+	})
+	// With an acknowledgement requested: the kernel sends nothing else
+	// when it finds no interval end (the last interval of the space).
+	req, err := conn.Send(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
+			Flags: netlink.Request | netlink.Acknowledge,
+		},
+		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, data...),
+	})
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	var (
+		found netip.Addr
+		ok    bool
+	)
+	for {
+		msgs, err := conn.Receive()
+		if errors.Is(err, unix.ENOENT) {
+			return netip.Addr{}, false, nil
+		}
+		if err != nil {
+			return netip.Addr{}, false, err
+		}
+		for _, m := range msgs {
+			if m.Header.Sequence != req.Header.Sequence {
+				continue
+			}
+			if m.Header.Type == netlink.Error {
+				return found, ok, nil
+			}
+			if len(m.Data) < 4 {
+				continue
+			}
+			if k, isEnd, got := firstKey(m.Data[4:]); got && isEnd == end {
+				found, ok = k, true
+			}
+		}
+	}
+}
+
+// firstKey decodes the key and interval-end flag of the first element of a
+// NEWSETELEM message's attributes.
+func firstKey(b []byte) (netip.Addr, bool, bool) {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return netip.Addr{}, false, false
+	}
+	var (
+		key   netip.Addr
+		isEnd bool
+		found bool
+	)
+	for ad.Next() {
+		if ad.Type() != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		ad.Nested(func(list *netlink.AttributeDecoder) error {
+			if !list.Next() {
+				return nil
+			}
+			list.Nested(func(el *netlink.AttributeDecoder) error {
+				el.ByteOrder = binary.BigEndian
+				for el.Next() {
+					switch el.Type() {
+					case unix.NFTA_SET_ELEM_KEY:
+						el.Nested(func(k *netlink.AttributeDecoder) error {
+							for k.Next() {
+								if k.Type() == unix.NFTA_DATA_VALUE {
+									key, found = netip.AddrFromSlice(k.Bytes())
+								}
+							}
+							return nil
+						})
+					case unix.NFTA_SET_ELEM_FLAGS:
+						isEnd = el.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
+					}
+				}
+				return nil
+			})
+			return nil
+		})
+	}
+	return key, isEnd, found && ad.Err() == nil
+}
+
+// read returns the entries of the sets that entries go to, read over
+// netlink (only on the rare path: an overlap the kernel refused).
+func (n *nlConn) read(entries []Entry) ([]Entry, error) {
+	type ls struct {
+		list string
+		f    ir.Family
+	}
+	seen := map[ls]bool{}
+	var out []Entry
+	for _, e := range entries {
+		k := ls{e.List, family(e.Prefix)}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		s := n.set(k.list, k.f)
+		els, err := n.c.GetSetElements(s)
+		if err != nil {
+			return nil, err
+		}
+		got, err := setEntries(k.list, s.Interval, els)
+		if err != nil {
+			return nil, fmt.Errorf("nftables: set %s: %w", s.Name, err)
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// setEntries turns a set's elements into entries; in an interval set each
+// start is followed, in key order, by its end (none at the top of the
+// address space).
+func setEntries(list string, interval bool, els []nftables.SetElement) ([]Entry, error) {
+	type el struct {
+		a nftables.SetElement
+		k netip.Addr
+	}
+	var sorted []el
+	for _, x := range els {
+		k, ok := netip.AddrFromSlice(x.Key)
+		if !ok {
+			return nil, fmt.Errorf("unexpected key %x", x.Key)
+		}
+		sorted = append(sorted, el{x, k})
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		if c := sorted[i].k.Compare(sorted[j].k); c != 0 {
+			return c < 0
+		}
+		return sorted[i].a.IntervalEnd && !sorted[j].a.IntervalEnd
+	})
+	var out []Entry
+	for i, x := range sorted {
+		if x.a.IntervalEnd {
+			continue
+		}
+		p := netip.PrefixFrom(x.k, x.k.BitLen())
+		if interval {
+			last := lastAddr(netip.PrefixFrom(x.k, 0))
+			if i+1 < len(sorted) && sorted[i+1].a.IntervalEnd {
+				last = sorted[i+1].k.Prev()
+			}
+			var ok bool
+			if p, ok = rangePrefix(x.k, last); !ok {
+				return nil, fmt.Errorf("interval %s-%s is not a network", x.k, last)
+			}
+		}
+		e := Entry{List: list, Prefix: p, Comment: x.a.Comment}
+		if x.a.Timeout > 0 || x.a.Expires > 0 {
+			e.Remaining = max(x.a.Expires.Truncate(time.Second), time.Second)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// nlError says what a refusal of the kernel means; nothing was changed.
+func nlError(err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("nftables: a list's set is missing from table inet %s (run sipwall apply); nothing changed: %w", nft.Table, err)
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENFILE):
+		return fmt.Errorf("nftables: the set is full; nothing changed: %w", err)
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return fmt.Errorf("nftables: this kernel lacks a feature the lists need (set timeouts or comments); nothing changed: %w", err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("nftables: changing the lists needs CAP_NET_ADMIN; nothing changed: %w", err)
+	case errors.Is(err, unix.EMSGSIZE):
+		return fmt.Errorf("nftables: the change is too large for one netlink transaction (split it); nothing changed: %w", err)
+	case errors.Is(err, syscall.ENOBUFS):
+		// The batch was sent but the kernel's answer overflowed the
+		// socket: whether it committed is unknown.
+		return fmt.Errorf("nftables: the kernel's answer was lost; the change may or may not have landed (check with sipwall lists): %w", err)
+	}
+	return fmt.Errorf("nftables refused the change; nothing changed: %w", err)
+}
