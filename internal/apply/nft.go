@@ -45,13 +45,31 @@ func (b nftBackend) carry(ctx context.Context, script string) (string, error) {
 	for _, m := range setDecl.FindAllStringSubmatch(script, -1) {
 		declared[m[1]] = true
 	}
-	var out strings.Builder
+	// Elements go to the set of the same name, except across the split of
+	// a list into an address set and a -net set (or back, on a rollback):
+	// a network goes to the new script's -net set, and the elements of a
+	// -net set the new script lacks to the list's own set.
+	carried := map[string][]Element{}
+	var order []string
 	for _, s := range sets {
-		if !declared[s.Name] || !carriedList(s.Name) || len(s.Elements) == 0 {
+		if !carriedList(s.Name) {
 			continue
 		}
-		fmt.Fprintf(&out, "add element inet %s %s { ", nft.Table, s.Name)
-		for i, e := range s.Elements {
+		for _, e := range s.Elements {
+			to := carryTarget(s.Name, e, declared)
+			if !declared[to] {
+				continue
+			}
+			if carried[to] == nil {
+				order = append(order, to)
+			}
+			carried[to] = append(carried[to], e)
+		}
+	}
+	var out strings.Builder
+	for _, name := range order {
+		fmt.Fprintf(&out, "add element inet %s %s { ", nft.Table, name)
+		for i, e := range carried[name] {
 			if i > 0 {
 				out.WriteString(", ")
 			}
@@ -60,6 +78,26 @@ func (b nftBackend) carry(ctx context.Context, script string) (string, error) {
 		out.WriteString(" }\n")
 	}
 	return out.String(), nil
+}
+
+// netSet matches the name of a list's -net set: banned-net4, allowed-net6.
+var netSet = regexp.MustCompile(`^(.+)-net([46])$`)
+
+// carryTarget is the set of the new script that element e of set name
+// goes to.
+func carryTarget(name string, e Element, declared map[string]bool) string {
+	if m := netSet.FindStringSubmatch(name); m != nil {
+		if !declared[name] {
+			return m[1] + m[2]
+		}
+		return name
+	}
+	if strings.Contains(e.Prefix, "/") && len(name) > 1 {
+		if twin := name[:len(name)-1] + "-net" + name[len(name)-1:]; declared[twin] {
+			return twin
+		}
+	}
+	return name
 }
 
 // carriedList reports whether a set holds a list whose entries must survive

@@ -44,6 +44,12 @@ const (
 	SetScanners = "scanners" // sources banned as SIP scanners
 	SetTrapped  = "trapped"  // sources that hit a trap port
 	SetBanned   = "banned"   // sources banned by hand or by guard
+	// With nftables each hand-filled list is two sets: the list's own name
+	// holds single addresses in a hash (a change costs the same whatever
+	// the list's size) and its -net twin holds networks in an interval set
+	// (committing any change to one walks the whole tree).
+	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
+	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
 )
 
 // Chain names of the sipwall profile.
@@ -145,7 +151,12 @@ func (c *compiler) sets() {
 	size := c.p.Lists.Capacity
 	fam := c.rs.Families
 	add := func(s *ir.Set) { c.rs.Sets = append(c.rs.Sets, s) }
-	add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
+	if c.nft() {
+		add(&ir.Set{Name: SetBanned, Families: fam, Size: size, Comment: "addresses banned by hand or by guard: every port"})
+		add(&ir.Set{Name: SetBannedNet, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
+	} else {
+		add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
+	}
 	add(&ir.Set{Name: SetScanners, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Scanners.BanFor.Duration, Comment: "SIP scanners: every port"})
 	if c.p.SIP.Mode == policy.ModeScannersOnly {
 		return
@@ -153,7 +164,12 @@ func (c *compiler) sets() {
 	add(&ir.Set{Name: SetTrapped, Families: fam, Dynamic: true, Size: size, Timeout: c.p.Traps.BanFor.Duration, Comment: "port scanners caught by a trap port: every port"})
 	if c.knocks() {
 		add(&ir.Set{Name: SetAdmitted, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.AdmitFor.Duration, Comment: "sources admitted to SIP by their knock"})
-		add(&ir.Set{Name: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "sources admitted to SIP by hand"})
+		if c.nft() {
+			add(&ir.Set{Name: SetAllowed, Families: fam, Size: size, Comment: "addresses admitted to SIP by hand"})
+			add(&ir.Set{Name: SetAllowedNet, Families: fam, Interval: true, Size: size, Comment: "networks admitted to SIP by hand"})
+		} else {
+			add(&ir.Set{Name: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "sources admitted to SIP by hand"})
+		}
 		trusted := append(append([]netip.Prefix(nil), c.trustAll...), c.trustSIP...)
 		add(&ir.Set{Name: SetTrusted, Families: fam, Interval: true, Size: size, Elements: dedupe(trusted), Comment: "trusted networks from the policy"})
 	}

@@ -292,9 +292,18 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 				if l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), false) {
 					t.Error("without guard, a REGISTER from an unknown source must wait")
 				}
-				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "allowed4", "{ 198.51.100.0/24 }")
+				// Single addresses go to the hash set allowed4, networks to
+				// the interval set allowed-net4; either admits.
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "allowed4", "{ 198.51.100.21 }")
 				if !l.sendUDP(t, "198.51.100.21", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), true) {
 					t.Error("a source in the allowed set was dropped")
+				}
+				if l.sendUDP(t, "198.51.100.22", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), false) {
+					t.Error("a source in neither allowed set was admitted")
+				}
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "allowed-net4", "{ 198.51.100.0/24 }")
+				if !l.sendUDP(t, "198.51.100.22", sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), true) {
+					t.Error("a source inside a network of the allowed-net set was dropped")
 				}
 			}
 

@@ -17,9 +17,11 @@ func (c *compiler) raw() {
 		appendRules(pre, rule("public interface "+ifc, ir.JumpTo(ChainRawPublic), ir.InIface{Name: ifc}))
 	}
 	pub := c.chain(ir.Raw, ChainRawPublic, "", ir.Verdict{})
-	appendRules(pub,
-		rule("banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}),
-		rule("banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
+	appendRules(pub, rule("banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}))
+	if c.nft() {
+		appendRules(pub, rule("network banned by hand", ir.VDrop, ir.InSet{Set: SetBannedNet}))
+	}
+	appendRules(pub, rule("banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
 		appendRules(pub, rule("SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
 	}
@@ -81,7 +83,7 @@ func (c *compiler) knock(ch *ir.Chain) {
 func (c *compiler) inspectHook(ch *ir.Chain) {
 	ms := []ir.Match{}
 	if c.knocks() {
-		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true}, ir.InSet{Set: SetAllowed, Neg: true}, ir.InSet{Set: SetTrusted, Neg: true})
+		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true}, ir.InSet{Set: SetAllowed, Neg: true}, ir.InSet{Set: SetAllowedNet, Neg: true}, ir.InSet{Set: SetTrusted, Neg: true})
 	}
 	appendRules(ch, &ir.Rule{Matches: ms, Stmts: []ir.Stmt{ir.NFLog{Group: InspectGroup, Prefix: "sipwall-inspect"}}, Comment: "to the SIP inspector (sipwall guard)"})
 }
@@ -202,7 +204,11 @@ func (c *compiler) filter() {
 		}
 		appendRules(k,
 			rule("admitted", ir.VReturn, ir.InSet{Set: SetAdmitted}),
-			rule("allowed", ir.VReturn, ir.InSet{Set: SetAllowed}),
+			rule("allowed", ir.VReturn, ir.InSet{Set: SetAllowed}))
+		if c.nft() {
+			appendRules(k, rule("allowed network", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
+		}
+		appendRules(k,
 			rule("trusted", ir.VReturn, ir.InSet{Set: SetTrusted}),
 			rule("no knock yet", ir.VDrop))
 	}
@@ -346,8 +352,11 @@ func (c *compiler) sipIn(sipUDP, sipTCP, rtp []ir.PortRange) {
 		if c.knocks() {
 			appendRules(ch,
 				rule("SIP from admitted sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAdmitted}),
-				rule("SIP from allowed sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowed}),
-				rule("SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
+				rule("SIP from allowed sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowed}))
+			if c.nft() {
+				appendRules(ch, rule("SIP from allowed networks", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowedNet}))
+			}
+			appendRules(ch, rule("SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
 		} else {
 			appendRules(ch, rule("SIP over UDP", ir.VAccept, udp, ir.DPort{Ports: sipUDP}))
 		}

@@ -142,20 +142,35 @@ func (l *lab) ssh(t *testing.T, src string, expect bool) bool {
 	return err == nil
 }
 
-// inKernel asks the kernel whether addr matches list (ipset test / nft get element).
+// inKernel asks the kernel whether addr matches list (ipset test / nft get
+// element; with nftables, in either set of banned and allowed).
 func (l *lab) inKernel(t *testing.T, backend, list, addr string) bool {
 	t.Helper()
-	fam := "4"
-	if strings.Contains(addr, ":") {
-		fam = "6"
-	}
-	var err error
 	if backend == "iptables" {
-		_, err = netns.Run(context.Background(), l.srv, nil, "ipset", "test", "sipwall-"+list+fam, addr)
-	} else {
-		_, err = netns.Run(context.Background(), l.srv, nil, "nft", "get", "element", "inet", "sipwall", list+fam, "{ "+addr+" }")
+		_, err := netns.Run(context.Background(), l.srv, nil, "ipset", "test", "sipwall-"+list+famSuffix(addr), addr)
+		return err == nil
 	}
+	if list == compile.SetBanned || list == compile.SetAllowed {
+		if l.inNFTSet(t, list+"-net", addr) {
+			return true
+		}
+	}
+	return l.inNFTSet(t, list, addr)
+}
+
+// inNFTSet asks the kernel whether addr matches the nftables set named set
+// (without its family suffix).
+func (l *lab) inNFTSet(t *testing.T, set, addr string) bool {
+	t.Helper()
+	_, err := netns.Run(context.Background(), l.srv, nil, "nft", "get", "element", "inet", "sipwall", set+famSuffix(addr), "{ "+addr+" }")
 	return err == nil
+}
+
+func famSuffix(addr string) string {
+	if strings.Contains(addr, ":") {
+		return "6"
+	}
+	return "4"
 }
 
 func items(t testing.TB, d time.Duration, comment string, addrs ...string) []lists.Item {
@@ -215,6 +230,27 @@ func TestBanUnbanOnRealPackets(t *testing.T) {
 			}
 			if l.inKernel(t, b, "banned", "198.51.101.1") || l.inKernel(t, b, "banned", "203.0.113.12") {
 				t.Error("the banned set matches an address outside what was banned")
+			}
+			if b == "nftables" {
+				// Addresses go to the hash sets banned4/6, networks to
+				// the interval sets banned-net4/6.
+				for _, c := range []struct {
+					set, addr string
+					in        bool
+				}{
+					{"banned", "203.0.113.11", true}, {"banned-net", "203.0.113.11", false},
+					{"banned", "2001:db8:20::11", true}, {"banned-net", "2001:db8:20::11", false},
+					{"banned-net", "198.51.100.22", true}, {"banned", "198.51.100.22", false},
+				} {
+					if got := l.inNFTSet(t, c.set, c.addr); got != c.in {
+						t.Errorf("%s in set %s: %v, want %v", c.addr, c.set+famSuffix(c.addr), got, c.in)
+					}
+				}
+				for _, c := range []struct{ set, flags string }{{"banned4", "flags timeout\n"}, {"banned-net4", "flags interval,timeout\n"}} {
+					if got := nstest.Run(t, l.srv, "nft", "list", "set", "inet", "sipwall", c.set); !strings.Contains(got, c.flags) {
+						t.Errorf("set %s is not declared with %q:\n%s", c.set, c.flags, got)
+					}
+				}
 			}
 			for _, src := range []string{"198.51.100.22", "203.0.113.11", "2001:db8:20::11"} {
 				if l.ssh(t, src, false) {
@@ -276,7 +312,7 @@ func TestBanUnbanOnRealPackets(t *testing.T) {
 
 // TestBanRefreshAndOverlap: banning again replaces the timeout; a network
 // over banned addresses replaces them (nft) and an address inside a banned
-// network is reported.
+// network is reported, on ban and on unban.
 func TestBanRefreshAndOverlap(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
@@ -304,6 +340,21 @@ func TestBanRefreshAndOverlap(t *testing.T) {
 			}
 			if b == "nftables" && (res.Added != 0 || len(res.Warnings) == 0) {
 				t.Errorf("an address inside a banned network: %+v, want a warning and nothing added", res)
+			}
+			if b == "nftables" && l.inNFTSet(t, "banned", "203.0.113.9") {
+				t.Error("an address inside a banned network went into banned4 too")
+			}
+			if b == "nftables" {
+				// guard bans addresses without looking at the networks:
+				// unbanning such an address says the network still holds it.
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "banned4", "{ 203.0.113.9 }")
+				res, err := l.store.Unban(ctx, prefixes(t, "203.0.113.9"))
+				if err != nil || res.Removed != 1 || len(res.Warnings) != 1 || res.Warnings[0] != "203.0.113.9 is still listed inside 203.0.113.0/24 (list banned)" {
+					t.Errorf("unban of an address also inside a banned network: %+v %v", res, err)
+				}
+				if l.inNFTSet(t, "banned", "203.0.113.9") || !l.inKernel(t, b, "banned", "203.0.113.9") {
+					t.Error("the unban took the address out of banned4 and left the network")
+				}
 			}
 		})
 	}

@@ -47,6 +47,28 @@ func About(name string) string { return about[name] }
 // single addresses and have no interval flag.
 func networks(list string) bool { return list == compile.SetBanned || list == compile.SetAllowed }
 
+// netTwin is, with nftables, the set of list that holds its networks: the
+// set named after the list holds single addresses in a hash, whose changes
+// cost the same whatever its size, and the twin holds networks in an
+// interval set, whose every change walks the whole tree.
+var netTwin = map[string]string{compile.SetBanned: compile.SetBannedNet, compile.SetAllowed: compile.SetAllowedNet}
+
+// setList is the set (named as in package compile, without the family)
+// that holds p for list in backend.
+func setList(backend, list string, p netip.Prefix) string {
+	if backend == "nftables" && !p.IsSingleIP() {
+		if t, ok := netTwin[list]; ok {
+			return t
+		}
+	}
+	return list
+}
+
+// entrySet is the name of the kernel set that holds e in backend.
+func entrySet(backend string, e Entry) string {
+	return kernelName(backend, setList(backend, e.List, e.Prefix), family(e.Prefix))
+}
+
 // CheckList returns an error unless name is one of the dynamic lists.
 func CheckList(name string) error {
 	for _, n := range Names {
@@ -187,7 +209,7 @@ func (s *Store) checkSets(entries []Entry) error {
 		return nil
 	}
 	for _, e := range entries {
-		if n := kernelName(s.Backend, e.List, family(e.Prefix)); !s.Sets[n] {
+		if n := entrySet(s.Backend, e); !s.Sets[n] {
 			why := ""
 			if family(e.Prefix) == ir.IPv6 {
 				why = " (is ipv6 off in the policy?)"
@@ -493,5 +515,11 @@ func (s *Store) Remove(ctx context.Context, lists []string, prefixes []netip.Pre
 	if err := be.del(ctx, del); err != nil {
 		return nil, err
 	}
-	return &Result{Removed: len(del)}, nil
+	res := &Result{Removed: len(del)}
+	for _, d := range del {
+		if n, ok := widerIn(nets, d); ok {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is still listed inside %s (list %s)", d.Addr(), n.Addr(), n.List))
+		}
+	}
+	return res, nil
 }

@@ -37,27 +37,51 @@ func (b nftBackend) read(ctx context.Context, lists []string) ([]Entry, error) {
 	var out []Entry
 	for _, l := range lists {
 		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-			name := nft.SetName(l, f)
-			s, ok := byName[name]
-			if !ok {
-				// A policy without IPv6 has no *6 sets.
-				if f == ir.IPv6 {
-					continue
+			// A list that takes networks is read from both of its
+			// sets, under the list's name.
+			for _, sl := range listSets(l) {
+				name := nft.SetName(sl, f)
+				s, ok := byName[name]
+				if !ok {
+					// A policy without IPv6 has no *6 sets.
+					if f == ir.IPv6 {
+						continue
+					}
+					return nil, fmt.Errorf("nftables: set %s is not in table inet %s: re-apply the ruleset", name, nft.Table)
 				}
-				return nil, fmt.Errorf("nftables: set %s is not in table inet %s: re-apply the ruleset", name, nft.Table)
-			}
-			for _, e := range s.Elements {
-				p, err := parseKernelPrefix(e.Prefix)
+				es, err := nftEntries(l, name, s)
 				if err != nil {
-					return nil, fmt.Errorf("nftables: set %s: %w", name, err)
+					return nil, err
 				}
-				en := Entry{List: l, Prefix: p, Comment: e.Comment}
-				if e.Timeout > 0 || e.Expires > 0 {
-					en.Remaining = time.Duration(max(e.Expires, 1)) * time.Second
-				}
-				out = append(out, en)
+				out = append(out, es...)
 			}
 		}
+	}
+	return out, nil
+}
+
+// listSets are the nftables sets of list (named as in package compile):
+// the list's own and, for a list that takes networks, its -net twin.
+func listSets(list string) []string {
+	if t, ok := netTwin[list]; ok {
+		return []string{list, t}
+	}
+	return []string{list}
+}
+
+// nftEntries are the entries of list in set s, as `nft -j` lists them.
+func nftEntries(l, name string, s apply.NFTSet) ([]Entry, error) {
+	var out []Entry
+	for _, e := range s.Elements {
+		p, err := parseKernelPrefix(e.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("nftables: set %s: %w", name, err)
+		}
+		en := Entry{List: l, Prefix: p, Comment: e.Comment}
+		if e.Timeout > 0 || e.Expires > 0 {
+			en.Remaining = time.Duration(max(e.Expires, 1)) * time.Second
+		}
+		out = append(out, en)
 	}
 	return out, nil
 }
@@ -102,7 +126,7 @@ func quoteNFT(s string) string {
 func bySet(backend string, entries []Entry) ([]string, map[string][]Entry) {
 	m := map[string][]Entry{}
 	for _, e := range entries {
-		n := kernelName(backend, e.List, family(e.Prefix))
+		n := entrySet(backend, e)
 		m[n] = append(m[n], e)
 	}
 	names := make([]string, 0, len(m))
@@ -176,7 +200,10 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 	if ns, ok := netlinkNS(b.r); ok {
 		return nlAdd(ns, entries)
 	}
-	if len(entries) <= trickMax {
+	// An address of a list that takes networks goes to a hash set, which
+	// does not refuse it when a network of the twin set holds it: those
+	// lists are read first.
+	if len(entries) <= trickMax && !anyTwinned(entries) {
 		_, err := b.r.Run(ctx, strings.NewReader(addScript(entries)), "nft", "-f", "-")
 		if err == nil {
 			return len(entries), nil, nil
@@ -206,6 +233,16 @@ func (b nftBackend) add(ctx context.Context, entries []Entry) (int, []string, er
 		return 0, nil, nftError(err)
 	}
 	return len(keep), warnings, nil
+}
+
+// anyTwinned reports whether an entry goes to a list kept in two sets.
+func anyTwinned(entries []Entry) bool {
+	for _, e := range entries {
+		if _, ok := netTwin[e.List]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve plans adding entries to lists holding have: it leaves out what a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -77,8 +78,21 @@ func withNetlink(ns string, batchBytes, messages int, fn func(*nlConn) error) er
 	return netns.Do(ns, run)
 }
 
-func (n *nlConn) set(list string, f ir.Family) *nftables.Set {
-	return &nftables.Set{Table: n.table, Name: nft.SetName(list, f), HasTimeout: true, Interval: networks(list)}
+// set is the set of table inet sipwall named setList (as in package
+// compile) for family f; only the -net twins are interval sets.
+func (n *nlConn) set(setList string, f ir.Family) *nftables.Set {
+	return &nftables.Set{Table: n.table, Name: nft.SetName(setList, f), HasTimeout: true, Interval: intervalSet(setList)}
+}
+
+// intervalSet reports whether the nftables set named setList (as in
+// package compile) holds networks as intervals.
+func intervalSet(setList string) bool {
+	for _, t := range netTwin {
+		if t == setList {
+			return true
+		}
+	}
+	return false
 }
 
 // lastAddr is the highest address of p.
@@ -91,10 +105,10 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// nlElements are the set elements of e: its address, or for a list that
-// holds networks the start of its interval and the end (the address after
-// the last one; none when the interval reaches the top of the address
-// space). A timeout and a comment go on the start only: the kernel refuses
+// nlElements are the set elements of e: its address, or for a network
+// (which goes to an interval set) the start of its interval and the end
+// (the address after the last one; none when the interval reaches the top
+// of the address space). A timeout and a comment go on the start only: the kernel refuses
 // a timeout on an interval's end.
 func nlElements(e Entry, extras bool) []nftables.SetElement {
 	start := nftables.SetElement{Key: e.Prefix.Addr().AsSlice()}
@@ -105,7 +119,7 @@ func nlElements(e Entry, extras bool) []nftables.SetElement {
 		start.Comment = e.Comment
 	}
 	els := []nftables.SetElement{start}
-	if networks(e.List) {
+	if intervalSet(setList("nftables", e.List, e.Prefix)) {
 		if next := lastAddr(e.Prefix).Next(); next.IsValid() {
 			els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
 		}
@@ -142,7 +156,7 @@ func (b *nlBatch) put(del, extras bool, entries []Entry) {
 	names, m := bySet("nftables", entries)
 	for _, name := range names {
 		es := m[name]
-		s := b.n.set(es[0].List, family(es[0].Prefix))
+		s := b.n.set(setList("nftables", es[0].List, es[0].Prefix), family(es[0].Prefix))
 		var cur []nftables.SetElement
 		size := 0
 		for _, e := range es {
@@ -222,33 +236,66 @@ const lookupMax = 16
 
 // nlAdd puts entries in over netlink in namespace ns, in one transaction.
 //
-// A small batch (a single ban) reads no set: each entry is looked up in the
-// kernel, which answers for one key with the element or the interval
-// holding it. An entry inside a wider network already listed is left out
+// A small batch of addresses (a single ban) reads no set: each address is
+// looked up in the kernel, which answers for one key with the element or
+// the interval holding it; an address of banned or allowed is looked up in
+// the list's -net set (the networks) and then in its hash set. An address
+// inside a network already listed is left out
 // with a warning; one listed already is replaced with add (it is there),
 // delete, add again with the new timeout and comment (an add alone keeps an
 // existing element's timeout and comment); a new one is only added. This
 // matters for speed: a transaction that deletes an element waits for the
-// kernel (an RCU grace period, 8-25 ms), one that only adds does not.
+// kernel (an RCU grace period, 8-25 ms), one that only adds does not; so
+// an address banned again with a timeout and the same comment is only
+// added again, which since Linux 6.10 gives the element the new timeout
+// (an older kernel keeps the old one: that is checked, and the element
+// replaced then).
 //
-// A larger batch, or one the kernel refuses as overlapping what is listed
-// (a new network over entries already listed: an interval set refuses the
-// overlap, EEXIST), reads the sets concerned over netlink and deletes what
-// it replaces before adding, as the nft path does.
+// A larger batch, one with a network of banned or allowed (the addresses it
+// replaces are in the hash set, which only a read finds), or one the
+// kernel refuses as overlapping what is listed (an interval set refuses
+// the overlap, EEXIST), reads the sets concerned over netlink and deletes
+// what it replaces before adding, as the nft path does.
 func nlAdd(ns string, entries []Entry) (int, []string, error) {
-	if len(entries) <= lookupMax {
+	if len(entries) <= lookupMax && !anyTwinnedNet(entries) {
 		var (
-			keep, present []Entry
-			warnings      []string
-			known         bool
+			keep, present, refresh []Entry
+			warnings               []string
+			known                  bool
+			done                   int // entries already added
 		)
 		err := withNetlink(ns, 0, 0, func(n *nlConn) error {
 			var lerr error
-			keep, present, warnings, known, lerr = n.lookup(entries)
+			keep, present, refresh, warnings, known, lerr = n.lookup(entries)
 			return lerr
 		})
 		if err != nil {
 			return 0, nil, nlError(err)
+		}
+		if len(present) > 0 {
+			// The batch deletes anyway: replace them all.
+			present = append(present, refresh...)
+		} else if known && len(refresh) > 0 {
+			// Only adds: the kernel gives the elements listed already
+			// their new timeout, unless it is older than 6.10; those it
+			// left alone are replaced below.
+			if err := sendBatch(ns, func(b *nlBatch) { b.put(false, true, keep) }); err != nil {
+				return 0, nil, nlError(err)
+			}
+			var stale []Entry
+			err := withNetlink(ns, 0, 0, func(*nlConn) error {
+				var rerr error
+				stale, rerr = refreshed(refresh)
+				return rerr
+			})
+			if err != nil {
+				return 0, nil, nlError(err)
+			}
+			if len(stale) == 0 {
+				return len(keep), warnings, nil
+			}
+			done = len(keep) - len(stale)
+			keep, present = stale, stale
 		}
 		if known {
 			if len(keep) == 0 {
@@ -260,7 +307,7 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 				b.put(false, true, keep)
 			})
 			if err == nil {
-				return len(keep), warnings, nil
+				return done + len(keep), warnings, nil
 			}
 			if !isOverlap(err) {
 				return 0, nil, nlError(err)
@@ -287,6 +334,18 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 	return len(keep), warnings, nil
 }
 
+// anyTwinnedNet reports whether entries hold a network of a list kept in
+// two sets: the addresses it replaces are in the other set, which only a
+// read finds.
+func anyTwinnedNet(entries []Entry) bool {
+	for _, e := range entries {
+		if _, ok := netTwin[e.List]; ok && !e.Prefix.IsSingleIP() {
+			return true
+		}
+	}
+	return false
+}
+
 // nlDel deletes entries, all present, in one transaction.
 func nlDel(ns string, entries []Entry) error {
 	if err := sendBatch(ns, func(b *nlBatch) { b.put(true, false, entries) }); err != nil {
@@ -296,68 +355,121 @@ func nlDel(ns string, entries []Entry) error {
 }
 
 // lookup asks the kernel about each entry: keep are the entries to add
-// (present those of them listed already, to replace), warnings the entries
-// left out because a wider network holds them. known is false when an
-// answer needs the set read (a listed network narrower than the entry at
-// its address).
-func (n *nlConn) lookup(entries []Entry) (keep, present []Entry, warnings []string, known bool, err error) {
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+// (present those of them listed already, to replace; refresh those listed
+// already that an add alone can update), warnings the entries left out
+// because a wider network holds them. known is false when an answer needs
+// the set read (a listed network narrower than the entry at its address).
+func (n *nlConn) lookup(entries []Entry) (keep, present, refresh []Entry, warnings []string, known bool, err error) {
+	conn, err := dialLookup()
 	if err != nil {
-		return nil, nil, nil, false, err
+		return nil, nil, nil, nil, false, err
 	}
 	defer conn.Close()
-	// The kernel answers at once; a deadline keeps a lost answer from
-	// hanging a ban.
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	for _, e := range entries {
-		w, ok, err := n.holding(conn, e)
+		w, info, ok, err := n.holding(conn, e)
 		if err != nil {
-			return nil, nil, nil, false, err
+			return nil, nil, nil, nil, false, err
 		}
 		switch {
 		case !ok:
 			keep = append(keep, e)
 		case w == e.Prefix:
 			keep = append(keep, e)
-			present = append(present, e)
+			// The kernel (6.10 and later) updates the timeout of an
+			// element added again, not its comment; a timeout cannot
+			// be taken away that way either.
+			if e.Prefix.IsSingleIP() && e.Remaining > 0 && info.comment == e.Comment {
+				refresh = append(refresh, e)
+			} else {
+				present = append(present, e)
+			}
 		case w.Bits() < e.Prefix.Bits() && w.Contains(e.Prefix.Addr()):
 			warnings = append(warnings, fmt.Sprintf("%s is already listed inside %s (list %s)", e.Addr(), FormatPrefix(w), e.List))
 		default:
-			return nil, nil, nil, false, nil
+			return nil, nil, nil, nil, false, nil
 		}
 	}
-	return keep, present, warnings, true, nil
+	return keep, present, refresh, warnings, true, nil
+}
+
+// dialLookup opens the socket for GETSETELEM requests.
+func dialLookup() (*netlink.Conn, error) {
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The kernel answers at once; a deadline keeps a lost answer from
+	// hanging a ban.
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn, nil
+}
+
+// refreshed returns the entries of refresh whose element the kernel did
+// not give the new timeout on an add alone (a kernel before 6.10 keeps
+// the old one): their expiry must be at least the new timeout less 1 s.
+// It asks in the calling thread's namespace (inside withNetlink).
+func refreshed(refresh []Entry) ([]Entry, error) {
+	conn, err := dialLookup()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var stale []Entry
+	for _, e := range refresh {
+		info, ok, err := getElement(conn, entrySet("nftables", e), e.Prefix.Addr(), false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || info.timeout != e.Remaining.Truncate(time.Second) || info.expires < e.Remaining-time.Second {
+			stale = append(stale, e)
+		}
+	}
+	return stale, nil
 }
 
 // holding returns the entry listed in e's set that holds e's address, as
 // `nft get element` finds it: the kernel answers a GETSETELEM for a key
 // with the element, or in an interval set with the start of the interval
 // holding it, and, asked for an interval end, with the end after it.
-func (n *nlConn) holding(conn *netlink.Conn, e Entry) (netip.Prefix, bool, error) {
-	a := e.Prefix.Addr()
-	name := nft.SetName(e.List, family(e.Prefix))
+func (n *nlConn) holding(conn *netlink.Conn, e Entry) (netip.Prefix, elemInfo, bool, error) {
+	// An address of a list kept in two sets is looked for in the
+	// networks first: one of them holding it wins.
+	if t, ok := netTwin[e.List]; ok && e.Prefix.IsSingleIP() {
+		w, info, ok, err := n.holdingIn(conn, t, e.Prefix.Addr())
+		if err != nil || ok {
+			return w, info, ok, err
+		}
+	}
+	return n.holdingIn(conn, setList("nftables", e.List, e.Prefix), e.Prefix.Addr())
+}
+
+// holdingIn returns the entry of the set named setList (as in package
+// compile) for a's family that holds a, and what the kernel says of its
+// element (of its start, for an interval).
+func (n *nlConn) holdingIn(conn *netlink.Conn, setList string, a netip.Addr) (netip.Prefix, elemInfo, bool, error) {
+	name := nft.SetName(setList, family(netip.PrefixFrom(a, a.BitLen())))
 	start, ok, err := getElement(conn, name, a, false)
 	if err != nil || !ok {
-		return netip.Prefix{}, false, err
+		return netip.Prefix{}, elemInfo{}, false, err
 	}
-	if !networks(e.List) {
-		return netip.PrefixFrom(start, start.BitLen()), true, nil
+	if !intervalSet(setList) {
+		return netip.PrefixFrom(start.key, start.key.BitLen()), start, true, nil
 	}
 	end, ok, err := getElement(conn, name, a, true)
 	if err != nil {
-		return netip.Prefix{}, false, err
+		return netip.Prefix{}, elemInfo{}, false, err
 	}
 	last := netip.Addr{}
 	if ok {
-		last = end.Prev()
+		last = end.key.Prev()
 	} else {
 		last = lastAddr(netip.PrefixFrom(a, 0))
 	}
-	p, ok := rangePrefix(start, last)
+	p, ok := rangePrefix(start.key, last)
 	if !ok || !p.Contains(a) {
-		return netip.Prefix{}, false, nil
+		return netip.Prefix{}, elemInfo{}, false, nil
 	}
-	return p, true, nil
+	return p, start, true, nil
 }
 
 // rangePrefix returns the network that is exactly first..last.
@@ -376,7 +488,7 @@ func rangePrefix(first, last netip.Addr) (netip.Prefix, bool) {
 
 // getElement asks the kernel for the element of set name matching a (an
 // interval's start, or with end its end); ok is false when there is none.
-func getElement(conn *netlink.Conn, set string, a netip.Addr, end bool) (netip.Addr, bool, error) {
+func getElement(conn *netlink.Conn, set string, a netip.Addr, end bool) (elemInfo, bool, error) {
 	key, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: a.AsSlice()}})
 	el := []netlink.Attribute{{Type: unix.NFTA_SET_ELEM_KEY | unix.NLA_F_NESTED, Data: key}}
 	if end {
@@ -399,19 +511,19 @@ func getElement(conn *netlink.Conn, set string, a netip.Addr, end bool) (netip.A
 		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, data...),
 	})
 	if err != nil {
-		return netip.Addr{}, false, err
+		return elemInfo{}, false, err
 	}
 	var (
-		found netip.Addr
+		found elemInfo
 		ok    bool
 	)
 	for {
 		msgs, err := conn.Receive()
 		if errors.Is(err, unix.ENOENT) {
-			return netip.Addr{}, false, nil
+			return elemInfo{}, false, nil
 		}
 		if err != nil {
-			return netip.Addr{}, false, err
+			return elemInfo{}, false, err
 		}
 		for _, m := range msgs {
 			if m.Header.Sequence != req.Header.Sequence {
@@ -423,23 +535,31 @@ func getElement(conn *netlink.Conn, set string, a netip.Addr, end bool) (netip.A
 			if len(m.Data) < 4 {
 				continue
 			}
-			if k, isEnd, got := firstKey(m.Data[4:]); got && isEnd == end {
-				found, ok = k, true
+			if info, got := firstElem(m.Data[4:]); got && info.isEnd == end {
+				found, ok = info, true
 			}
 		}
 	}
 }
 
-// firstKey decodes the key and interval-end flag of the first element of a
-// NEWSETELEM message's attributes.
-func firstKey(b []byte) (netip.Addr, bool, bool) {
+// elemInfo is what the kernel says of a set element.
+type elemInfo struct {
+	key     netip.Addr
+	isEnd   bool // an interval's end
+	timeout time.Duration
+	expires time.Duration
+	comment string
+}
+
+// firstElem decodes the first element of a NEWSETELEM message's
+// attributes.
+func firstElem(b []byte) (elemInfo, bool) {
 	ad, err := netlink.NewAttributeDecoder(b)
 	if err != nil {
-		return netip.Addr{}, false, false
+		return elemInfo{}, false
 	}
 	var (
-		key   netip.Addr
-		isEnd bool
+		info  elemInfo
 		found bool
 	)
 	for ad.Next() {
@@ -458,13 +578,19 @@ func firstKey(b []byte) (netip.Addr, bool, bool) {
 						el.Nested(func(k *netlink.AttributeDecoder) error {
 							for k.Next() {
 								if k.Type() == unix.NFTA_DATA_VALUE {
-									key, found = netip.AddrFromSlice(k.Bytes())
+									info.key, found = netip.AddrFromSlice(k.Bytes())
 								}
 							}
 							return nil
 						})
 					case unix.NFTA_SET_ELEM_FLAGS:
-						isEnd = el.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
+						info.isEnd = el.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
+					case unix.NFTA_SET_ELEM_TIMEOUT:
+						info.timeout = time.Duration(el.Uint64()) * time.Millisecond
+					case unix.NFTA_SET_ELEM_EXPIRATION:
+						info.expires = time.Duration(el.Uint64()) * time.Millisecond
+					case unix.NFTA_SET_ELEM_USERDATA:
+						info.comment, _ = userdata.GetString(el.Bytes(), userdata.NFTNL_UDATA_SET_ELEM_COMMENT)
 					}
 				}
 				return nil
@@ -472,11 +598,12 @@ func firstKey(b []byte) (netip.Addr, bool, bool) {
 			return nil
 		})
 	}
-	return key, isEnd, found && ad.Err() == nil
+	return info, found && ad.Err() == nil
 }
 
-// read returns the entries of the sets that entries go to, read over
-// netlink (only on the rare path: an overlap the kernel refused).
+// read returns the entries of the lists that entries go to (both sets of
+// a list kept in two), read over netlink: only for a large batch, a new
+// network of banned or allowed, or an overlap the kernel refused.
 func (n *nlConn) read(entries []Entry) ([]Entry, error) {
 	type ls struct {
 		list string
@@ -490,16 +617,18 @@ func (n *nlConn) read(entries []Entry) ([]Entry, error) {
 			continue
 		}
 		seen[k] = true
-		s := n.set(k.list, k.f)
-		els, err := n.c.GetSetElements(s)
-		if err != nil {
-			return nil, err
+		for _, sl := range listSets(k.list) {
+			s := n.set(sl, k.f)
+			els, err := n.c.GetSetElements(s)
+			if err != nil {
+				return nil, err
+			}
+			got, err := setEntries(k.list, s.Interval, els)
+			if err != nil {
+				return nil, fmt.Errorf("nftables: set %s: %w", s.Name, err)
+			}
+			out = append(out, got...)
 		}
-		got, err := setEntries(k.list, s.Interval, els)
-		if err != nil {
-			return nil, fmt.Errorf("nftables: set %s: %w", s.Name, err)
-		}
-		out = append(out, got...)
 	}
 	return out, nil
 }

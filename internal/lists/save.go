@@ -222,7 +222,7 @@ func (s *Store) Restore(ctx context.Context, path string) (*RestoreResult, error
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): a network, which this list cannot hold; left out", e.Addr(), e.List))
 			continue
 		}
-		if s.Sets != nil && !s.Sets[kernelName(s.Backend, e.List, family(p))] {
+		if s.Sets != nil && !s.Sets[entrySet(s.Backend, e)] {
 			res.Skipped++
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): the applied ruleset has no set for it (ipv6 off?); left out", e.Addr(), e.List))
 			continue

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/render/iptables"
 	"github.com/sipwall/sipwall/internal/render/nft"
@@ -44,8 +45,10 @@ func family(a netip.Addr) ir.Family {
 }
 
 // intervalLists are the nftables sets with the interval flag (they hold
-// networks): an address goes in as a one-address interval.
-var intervalLists = map[string]bool{"banned": true, "allowed": true, "trusted": true}
+// networks): an address goes in as a one-address interval. The addresses
+// of the banned and allowed lists go to their hash sets; only the networks
+// put there by hand are in the -net interval sets.
+var intervalLists = map[string]bool{compile.SetBannedNet: true, compile.SetAllowedNet: true, compile.SetTrusted: true}
 
 // NFT writes to the sets of `table inet sipwall` over netlink.
 type NFT struct {

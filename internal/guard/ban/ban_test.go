@@ -102,18 +102,33 @@ func TestNFTSets(t *testing.T) {
 	if got := list("allowed4"); !strings.Contains(got, "198.51.100.22 timeout 30m") {
 		t.Errorf("allowed4:\n%s", got)
 	}
-	// An address inside a network banned by hand is banned already.
-	nstest.Run(t, ns, "nft", "add", "element", "inet", "sipwall", "banned4", "{ 192.0.2.128/25 }")
-	if err := b.Add(ctx, compile.SetBanned, netip.MustParseAddr("192.0.2.200"), 0); err != nil {
+	// Addresses go to the hash sets, networks banned by hand to the
+	// interval sets banned-net*: an address inside a banned network goes
+	// in beside it, and comes out without touching it.
+	if got := nstest.Run(t, ns, "nft", "list", "set", "inet", "sipwall", "banned4"); strings.Contains(got, "interval") {
+		t.Errorf("banned4 is an interval set:\n%s", got)
+	}
+	nstest.Run(t, ns, "nft", "add", "element", "inet", "sipwall", "banned-net4", "{ 192.0.2.128/25 }")
+	inside := netip.MustParseAddr("192.0.2.200")
+	if err := b.Add(ctx, compile.SetBanned, inside, 0); err != nil {
 		t.Errorf("address inside a banned network: %v", err)
+	}
+	if got := list("banned4"); !strings.Contains(got, "192.0.2.200") {
+		t.Errorf("banned4 after banning an address inside a banned network:\n%s", got)
+	}
+	if err := b.Remove(ctx, compile.SetBanned, inside); err != nil {
+		t.Errorf("remove the address inside a banned network: %v", err)
 	}
 	for _, s := range steps {
 		if err := b.Remove(ctx, s.list, s.addr); err != nil {
 			t.Fatalf("remove %s %s: %v", s.list, s.addr, err)
 		}
 	}
-	if got := list("banned4"); strings.Contains(got, "203.0.113.7") || !strings.Contains(got, "192.0.2.128/25") {
+	if got := list("banned4"); strings.Contains(got, "203.0.113.7") || strings.Contains(got, "192.0.2.200") {
 		t.Errorf("banned4 after remove:\n%s", got)
+	}
+	if got := list("banned-net4"); !strings.Contains(got, "192.0.2.128/25") {
+		t.Errorf("banned-net4 after remove:\n%s", got)
 	}
 	if got := list("admitted4"); strings.Contains(got, "198.51.100.21") {
 		t.Errorf("admitted4 after remove:\n%s", got)
