@@ -48,6 +48,21 @@ func (m *Manager) backend(name string) (backend, error) {
 	return nil, fmt.Errorf("unknown backend %q", name)
 }
 
+// lockState takes the lock and reads the state; the returned function
+// releases the lock.
+func (m *Manager) lockState() (*State, func(), error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := LoadState(m.StateDir)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return st, unlock, nil
+}
+
 func (m *Manager) lock() (func(), error) {
 	wait := m.LockWait
 	if wait == 0 {
@@ -77,15 +92,11 @@ type Result struct {
 // kernel. On any failure the kernel keeps its previous ruleset and the
 // state is unchanged.
 func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*Result, error) {
-	unlock, err := m.lock()
+	st, unlock, err := m.lockState()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	st, err := LoadState(m.StateDir)
-	if err != nil {
-		return nil, err
-	}
 	be, err := m.backend(gen.Backend)
 	if err != nil {
 		return nil, err
@@ -142,15 +153,11 @@ func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*
 
 // Confirm keeps a provisional apply.
 func (m *Manager) Confirm(ctx context.Context) error {
-	unlock, err := m.lock()
+	st, unlock, err := m.lockState()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := LoadState(m.StateDir)
-	if err != nil {
-		return err
-	}
 	if st.Pending == nil {
 		return fmt.Errorf("nothing to confirm: no apply is waiting for confirmation")
 	}
@@ -182,15 +189,11 @@ func (m *Manager) RollbackIfPending(ctx context.Context, token string) (bool, er
 }
 
 func (m *Manager) rollback(ctx context.Context, token string) (*Generation, error) {
-	unlock, err := m.lock()
+	st, unlock, err := m.lockState()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	st, err := LoadState(m.StateDir)
-	if err != nil {
-		return nil, err
-	}
 	if token != "" && (st.Pending == nil || st.Pending.Token != token) {
 		return nil, nil // confirmed in the meantime
 	}
@@ -303,15 +306,11 @@ func lineDiff(a, b string) string {
 // lost it (a reboot): not a new generation, so the previous one stays what
 // a rollback restores. The lists present are carried over.
 func (m *Manager) Reinstall(ctx context.Context) (*Generation, error) {
-	unlock, err := m.lock()
+	st, unlock, err := m.lockState()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	st, err := LoadState(m.StateDir)
-	if err != nil {
-		return nil, err
-	}
 	if st.Current == nil {
 		return nil, fmt.Errorf("nothing applied: run sipwall apply first")
 	}
