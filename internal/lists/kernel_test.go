@@ -76,20 +76,7 @@ func newLab(t testing.TB, backend string, wired bool) *lab {
 	l.store = st
 	if wired {
 		l.inet = nstest.New(t, "linet")
-		if err := netns.Veth(ctx, l.srv, "eth0", l.inet, "eth0"); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range [][]string{
-			{"ip", "-n", l.srv, "addr", "add", "192.0.2.10/24", "dev", "eth0"},
-			{"ip", "-n", l.srv, "addr", "add", "2001:db8:10::10/64", "dev", "eth0", "nodad"},
-			{"ip", "-n", l.srv, "route", "add", "203.0.113.0/24", "dev", "eth0"},
-			{"ip", "-n", l.srv, "route", "add", "198.51.100.0/24", "dev", "eth0"},
-			{"ip", "-n", l.srv, "-6", "route", "add", "2001:db8:20::/64", "dev", "eth0"},
-			{"ip", "-n", l.inet, "route", "add", "192.0.2.0/24", "dev", "eth0"},
-			{"ip", "-n", l.inet, "-6", "route", "add", "2001:db8:10::/64", "dev", "eth0"},
-		} {
-			nstest.Run(t, "", c...)
-		}
+		nstest.WireLab(t, l.srv, l.inet)
 		for _, a := range []string{"198.51.100.21/32", "198.51.100.22/32", "203.0.113.11/32"} {
 			nstest.Run(t, "", "ip", "-n", l.inet, "addr", "add", a, "dev", "eth0")
 		}

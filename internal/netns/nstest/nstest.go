@@ -55,3 +55,26 @@ func Run(t testing.TB, ns string, argv ...string) string {
 	}
 	return out
 }
+
+// WireLab links a server namespace and an "Internet" namespace the way the
+// corpus captures' lab is wired: the server has 192.0.2.10/24 and
+// 2001:db8:10::10/64 on eth0, and both sides route the documentation
+// ranges (203.0.113.0/24, 198.51.100.0/24, 2001:db8:20::/64) on the link.
+// Client addresses are added to the Internet side by the caller.
+func WireLab(t testing.TB, srv, inet string) {
+	t.Helper()
+	if err := netns.Veth(context.Background(), srv, "eth0", inet, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{
+		{"ip", "-n", srv, "addr", "add", "192.0.2.10/24", "dev", "eth0"},
+		{"ip", "-n", srv, "addr", "add", "2001:db8:10::10/64", "dev", "eth0", "nodad"},
+		{"ip", "-n", srv, "route", "add", "203.0.113.0/24", "dev", "eth0"},
+		{"ip", "-n", srv, "route", "add", "198.51.100.0/24", "dev", "eth0"},
+		{"ip", "-n", srv, "-6", "route", "add", "2001:db8:20::/64", "dev", "eth0"},
+		{"ip", "-n", inet, "route", "add", "192.0.2.0/24", "dev", "eth0"},
+		{"ip", "-n", inet, "-6", "route", "add", "2001:db8:10::/64", "dev", "eth0"},
+	} {
+		Run(t, "", c...)
+	}
+}
