@@ -105,6 +105,7 @@ type Reader struct {
 	link       packet.LinkType
 	br         *bufio.Reader
 	pcap       *pcapgo.Reader
+	flat       *flatPcap // plain (uncompressed) pcap: records sliced in place
 	ng         *pcapgo.NgReader
 	ngBig      bool     // byte order of the current pcapng section
 	linkSeen   bool     // a pcapng interface description was seen
@@ -175,6 +176,11 @@ func NewReader(name string, r io.Reader) (rd *Reader, err error) {
 		// declared snap length as tcpdump and Wireshark do.
 		pr.SetSnaplen(MaxSnaplen)
 		rd.pcap = pr
+		if head[0] != 0x1f {
+			// pcapgo has checked the file header and consumed it: read
+			// the records straight out of one large buffer.
+			rd.flat = newFlatPcap(rd.br, rd.pcapHeader)
+		}
 		// pcapgo keeps only the low byte of the link type: read it here.
 		if head[0] == 0x1f {
 			rd.link = packet.LinkType(pr.LinkType())
@@ -239,12 +245,101 @@ func (r *Reader) next() (Record, error) {
 		rec = Record{Number: r.n, Timestamp: ci.Timestamp, LinkType: r.link, Length: ci.Length, Data: data}
 		return rec, nil
 	}
+	if r.flat != nil {
+		return r.flat.next(r)
+	}
 	data, ci, err := r.pcap.ZeroCopyReadPacketData()
 	if err != nil {
 		return rec, r.readErr(err, ci.CaptureLength > 0)
 	}
 	rec = Record{Number: r.n, Timestamp: ci.Timestamp, LinkType: r.link, Length: ci.Length, Data: data}
 	return rec, nil
+}
+
+// flatBuffer is the plain pcap reader's buffer: many records per read, and
+// room for the largest record (MaxSnaplen and its header).
+const flatBuffer = 1 << 20
+
+// flatPcap reads the records of an uncompressed pcap file: it fills one
+// large buffer from the file and returns each record's data as a slice of
+// it, with no copy per record. Its results and errors are those of pcapgo's
+// Reader with the snap length set to MaxSnaplen.
+type flatPcap struct {
+	r      io.Reader
+	buf    []byte
+	lo, hi int
+	big    bool
+	factor uint32 // nanoseconds per timestamp unit
+	err    error  // the read error that ended the input
+}
+
+func newFlatPcap(r io.Reader, hdr [24]byte) *flatPcap {
+	f := &flatPcap{r: r, buf: make([]byte, flatBuffer), factor: 1000}
+	m := binary.LittleEndian.Uint32(hdr[:4])
+	f.big = m != magicMicro && m != magicNano
+	if m == magicNano || binary.BigEndian.Uint32(hdr[:4]) == magicNano {
+		f.factor = 1
+	}
+	return f
+}
+
+// fill makes n bytes available at lo, as io.ReadFull would: io.EOF when the
+// input ends with none of them, io.ErrUnexpectedEOF when it ends with some.
+func (f *flatPcap) fill(n int) error {
+	if f.hi-f.lo >= n {
+		return nil
+	}
+	if f.lo+n > len(f.buf) {
+		f.hi = copy(f.buf, f.buf[f.lo:f.hi])
+		f.lo = 0
+	}
+	for f.hi-f.lo < n {
+		if f.err != nil {
+			if f.err == io.EOF && f.hi > f.lo {
+				return io.ErrUnexpectedEOF
+			}
+			return f.err
+		}
+		m, err := f.r.Read(f.buf[f.hi:])
+		f.hi += m
+		if err != nil {
+			f.err = err
+		} else if m == 0 {
+			f.err = io.ErrNoProgress
+		}
+	}
+	return nil
+}
+
+func (f *flatPcap) u32(b []byte) uint32 {
+	if f.big {
+		return binary.BigEndian.Uint32(b)
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+func (f *flatPcap) next(r *Reader) (Record, error) {
+	if err := f.fill(16); err != nil {
+		return Record{}, r.readErr(err, false)
+	}
+	h := f.buf[f.lo : f.lo+16]
+	caplen, length := f.u32(h[8:12]), f.u32(h[12:16])
+	if caplen > MaxSnaplen {
+		return Record{}, r.readErr(fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, MaxSnaplen), caplen > 0)
+	}
+	if caplen > length {
+		return Record{}, r.readErr(fmt.Errorf("capture length exceeds original packet length: %d > %d", caplen, length), caplen > 0)
+	}
+	ts := time.Unix(int64(f.u32(h[0:4])), int64(f.u32(h[4:8])*f.factor)).UTC()
+	if err := f.fill(16 + int(caplen)); err != nil {
+		if err == io.ErrUnexpectedEOF && f.hi-f.lo == 16 {
+			err = io.EOF // the record's data is missing entirely
+		}
+		return Record{}, r.readErr(err, caplen > 0)
+	}
+	data := f.buf[f.lo+16 : f.lo+16+int(caplen) : f.lo+16+int(caplen)]
+	f.lo += 16 + int(caplen)
+	return Record{Number: r.n, Timestamp: ts, LinkType: r.link, Length: int(length), Data: data}, nil
 }
 
 // readErr turns a pcapgo error into the reader's: io.EOF where the file

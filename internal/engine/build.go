@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/render/iptables"
 	"github.com/sipwall/sipwall/internal/render/nft"
 )
@@ -49,6 +50,7 @@ type op struct {
 	set      int // index into Engine.sets
 	dir      ir.Direction
 	str      *strMatcher
+	strBit   int // the matcher's bit in StringMatches, -1 past 64
 	payload  []byte
 	recent   int // index into Engine.recents
 	rcfg     ir.Recent
@@ -110,6 +112,9 @@ type Program struct {
 	limits  []limitSpec
 	recents []string
 	strs    []*strMatcher
+	// ustrs are the distinct string matchers, in the order of their bits
+	// in StringMatches (64 at most).
+	ustrs []*strMatcher
 }
 
 type setSpec struct {
@@ -125,6 +130,38 @@ type rateSpec struct {
 }
 
 type limitSpec struct{ m ir.Limit }
+
+// strBit returns the bit of a matcher in StringMatches: matchers with the
+// same pattern, case, window and algorithm share one.
+func (p *Program) strBit(s *strMatcher) int {
+	for i, u := range p.ustrs {
+		if string(u.pattern) == string(s.pattern) && u.icase == s.icase && u.from == s.from && u.to == s.to && u.algo == s.algo {
+			return i
+		}
+	}
+	if len(p.ustrs) == 64 {
+		return -1
+	}
+	p.ustrs = append(p.ustrs, s)
+	return len(p.ustrs) - 1
+}
+
+// HasStrings reports whether the program has string matches.
+func (p *Program) HasStrings() bool { return len(p.ustrs) > 0 }
+
+// StringMatches evaluates every string match of the program on pkt as
+// Process evaluates it on a packet that is not reassembled, and returns
+// the results as bits, for Input.Strings. It has no side effects and may
+// run concurrently with the engine.
+func (p *Program) StringMatches(pkt *packet.Packet) uint64 {
+	var m uint64
+	for i, s := range p.ustrs {
+		if s.match(pkt.Network) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
 
 func famIndex(f ir.Family) int {
 	if f == ir.IPv6 {
@@ -564,7 +601,7 @@ func (p *Program) compileMatch(m ir.Match, f ir.Family, proto uint8) (op, error)
 		}
 		s := newStrMatcher(m.Pattern, m.IgnoreCase, m.From, m.To, algoBM)
 		p.strs = append(p.strs, s)
-		return op{kind: opString, str: s}, nil
+		return op{kind: opString, str: s, strBit: p.strBit(s)}, nil
 	case ir.Payload:
 		return op{kind: opPayload, lo: m.Offset, payload: []byte(m.Bytes)}, nil
 	case ir.Recent:

@@ -125,15 +125,15 @@ type ctEntry struct {
 // conntrack is the table: both directions of an entry index the same slot.
 type conntrack struct {
 	max     int
-	index   map[flowKey]int32 // slot<<1 | direction
+	index   *flowTable // slot<<1 | direction
 	slots   []ctEntry
 	free    []int32
-	dropped map[flowKey]int64 // incoming flows dropped without an entry: time
+	dropped *flowTable // incoming flows dropped without an entry: time
 	sweepAt int64
 }
 
 func newConntrack(max int) *conntrack {
-	return &conntrack{max: max, index: make(map[flowKey]int32, 1024), dropped: make(map[flowKey]int64, 1024)}
+	return &conntrack{max: max, index: newFlowTable(1024), dropped: newFlowTable(1024)}
 }
 
 func (k flowKey) reverse() flowKey {
@@ -142,10 +142,11 @@ func (k flowKey) reverse() flowKey {
 
 // lookup finds the entry of k; dir is 1 when k is the reply direction.
 func (ct *conntrack) lookup(k flowKey, now int64) (slot int32, dir int, ok bool) {
-	v, ok := ct.index[k]
-	if !ok {
+	i := ct.index.find(&k)
+	if i < 0 {
 		return 0, 0, false
 	}
+	v := int32(ct.index.ents[i].val)
 	slot, dir = v>>1, int(v&1)
 	if now >= ct.slots[slot].expires {
 		ct.remove(slot)
@@ -156,8 +157,8 @@ func (ct *conntrack) lookup(k flowKey, now int64) (slot int32, dir int, ok bool)
 
 func (ct *conntrack) remove(slot int32) {
 	e := &ct.slots[slot]
-	delete(ct.index, e.orig)
-	delete(ct.index, e.orig.reverse())
+	ct.index.del(e.orig)
+	ct.index.del(e.orig.reverse())
 	*e = ctEntry{}
 	ct.free = append(ct.free, slot)
 }
@@ -179,9 +180,9 @@ func (ct *conntrack) insert(k flowKey, now int64) (int32, bool) {
 		slot = int32(len(ct.slots) - 1)
 	}
 	ct.slots[slot] = ctEntry{orig: k, used: true}
-	ct.index[k] = slot << 1
+	ct.index.put(k, int64(slot<<1))
 	if r := k.reverse(); r != k {
-		ct.index[r] = slot<<1 | 1
+		ct.index.put(r, int64(slot<<1|1))
 	}
 	return slot, true
 }
@@ -202,11 +203,7 @@ func (ct *conntrack) sweep(now int64) {
 			ct.remove(int32(i))
 		}
 	}
-	for k, t := range ct.dropped {
-		if now-t > int64(udpReplied) {
-			delete(ct.dropped, k)
-		}
-	}
+	ct.dropped.deleteIf(func(t int64) bool { return now-t > int64(udpReplied) })
 }
 
 // ctResult is conntrack's verdict on a packet.

@@ -137,6 +137,8 @@ type Result struct {
 	NFLogGroup uint16
 	Adds       [maxAdds]SetAdd
 	NAdds      int
+	// UsedStrings is set when a string match was evaluated.
+	UsedStrings bool
 	// Bytes is the IP datagram's length (of the reassembled datagram for
 	// fragments).
 	Bytes int
@@ -162,4 +164,9 @@ type Input struct {
 	Pkt  *packet.Packet
 	Time time.Time
 	Dir  Direction
+	// Strings, when StringsSet, holds Program.StringMatches(Pkt),
+	// computed ahead (by another goroutine, say). It is used unless the
+	// packet completes a reassembled datagram.
+	Strings    uint64
+	StringsSet bool
 }

@@ -16,6 +16,8 @@ type Engine struct {
 	// PolicyCounters counts the packets each base chain's policy decided,
 	// by chain name ("filter/INPUT" for iptables, the chain for nft).
 	policyCount map[string]*Counter
+	// chainPolicy is policyCount by family index and chain index.
+	chainPolicy [2][]*Counter
 	sets        []*addrSet
 	rates       []*rateTable
 	limits      []*limiter
@@ -43,6 +45,8 @@ type pctx struct {
 	hasICMP bool
 	hasL4   bool
 	hotdrop bool // a match dropped the packet outright (xt_hashlimit, table full)
+	strsOK  bool // strs holds the string matches' results
+	strs    uint64
 }
 
 // New returns an engine with empty state for prog.
@@ -68,9 +72,15 @@ func New(prog *Program, opt Options) *Engine {
 	}
 	for i := range prog.fam {
 		for _, ch := range prog.fam[i].chains {
-			if ch.base {
+			if ch.base && e.policyCount[ch.name] == nil {
 				e.policyCount[ch.name] = &Counter{}
 			}
+		}
+	}
+	for i := range prog.fam {
+		e.chainPolicy[i] = make([]*Counter, len(prog.fam[i].chains))
+		for j, ch := range prog.fam[i].chains {
+			e.chainPolicy[i][j] = e.policyCount[ch.name]
 		}
 	}
 	e.ct = newConntrack(opt.ConntrackMax)
@@ -153,6 +163,9 @@ func (e *Engine) Process(in *Input) *Result {
 	r.Pkt = p
 	c := &e.c
 	*c = pctx{pkt: p, now: now, iface: e.opt.Iface, l3: p.Network, blocks: blocks}
+	if in.StringsSet && p == in.Pkt {
+		c.strsOK, c.strs = true, in.Strings
+	}
 	c.fam = ir.IPv4
 	if p.IPVersion == 6 {
 		c.fam = ir.IPv6
@@ -184,7 +197,13 @@ func (e *Engine) Process(in *Input) *Result {
 		}
 	}
 	if v == Dropped && (!ctr.hasSlot || ctr.created) {
-		e.rememberDrop()
+		if ctr.created && (p.Protocol == packet.ProtoTCP || p.Protocol == packet.ProtoUDP) {
+			// The entry of this very tuple was just removed: nothing to
+			// look up.
+			e.ct.dropped.put(e.dropKey(), c.now)
+		} else {
+			e.rememberDrop()
+		}
 	}
 	return r
 }
@@ -193,13 +212,19 @@ func (e *Engine) Process(in *Input) *Result {
 // entry for, so that its captured answer is not replayed.
 func (e *Engine) rememberDrop() {
 	c := &e.c
-	p := c.pkt
-	k := flowKey{src: c.srcKey, dst: c.dstKey, proto: p.Protocol, sp: p.SrcPort, dp: p.DstPort}
+	k := e.dropKey()
 	if slot, _, ok := e.ct.lookup(k, c.now); ok {
 		e.ct.slots[slot].lastInDropped = true
 		return
 	}
-	e.ct.dropped[k] = c.now
+	e.ct.dropped.put(k, c.now)
+}
+
+// dropKey is the tuple of the packet being evaluated, for rememberDrop.
+func (e *Engine) dropKey() flowKey {
+	c := &e.c
+	p := c.pkt
+	return flowKey{src: c.srcKey, dst: c.dstKey, proto: p.Protocol, sp: p.SrcPort, dp: p.DstPort}
 }
 
 // outgoing evaluates a packet the host sends: conntrack, then OUTPUT. An
@@ -212,7 +237,7 @@ func (e *Engine) outgoing(fp *famProg) *Result {
 			r.Verdict = Suppressed
 			return r
 		}
-	} else if t, ok := e.ct.dropped[k]; ok && c.now-t < int64(udpReplied) {
+	} else if t, ok := e.ct.dropped.get(k); ok && c.now-t < int64(udpReplied) {
 		r.Verdict = Suppressed
 		return r
 	} else if p.Protocol == packet.ProtoTCP && p.TCPFlags&packet.TCPRst != 0 {
@@ -254,7 +279,7 @@ func (e *Engine) run(fp *famProg, start int) Verdict {
 		ch := &fp.chains[ci]
 		if ri >= len(ch.rules) {
 			if sp == 0 {
-				return e.policy(ch)
+				return e.policy(fp, ci, ch)
 			}
 			sp--
 			ci, ri = e.stack[sp].chain, e.stack[sp].rule
@@ -283,7 +308,7 @@ func (e *Engine) run(fp *famProg, start int) Verdict {
 			return Dropped
 		case ir.Return:
 			if sp == 0 {
-				return e.policy(ch)
+				return e.policy(fp, ci, ch)
 			}
 			sp--
 			ci, ri = e.stack[sp].chain, e.stack[sp].rule
@@ -301,8 +326,11 @@ func (e *Engine) run(fp *famProg, start int) Verdict {
 	}
 }
 
-func (e *Engine) policy(ch *xchain) Verdict {
-	cnt := e.policyCount[ch.name]
+func (e *Engine) policy(fp *famProg, ci int, ch *xchain) Verdict {
+	cnt := e.chainPolicy[0][ci]
+	if fp != &e.prog.fam[0] {
+		cnt = e.chainPolicy[1][ci]
+	}
 	if cnt != nil {
 		cnt.Packets++
 		cnt.Bytes += uint64(e.c.pkt.L3Len)
@@ -400,7 +428,10 @@ func (e *Engine) match(x *xrule, c *pctx) bool {
 			}
 			ok = e.sets[o.set].has(a, k, c.now) != o.neg
 		case opString:
-			if c.blocks != nil {
+			e.res.UsedStrings = true
+			if c.strsOK && o.strBit >= 0 {
+				ok = c.strs&(1<<o.strBit) != 0
+			} else if c.blocks != nil {
 				ok = o.str.matchBlocks(c.blocks)
 			} else {
 				ok = o.str.match(c.l3)

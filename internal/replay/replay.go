@@ -120,6 +120,9 @@ type Source struct {
 	FirstAt time.Time               `json:"first_seen"`
 	LastAt  time.Time               `json:"last_seen"`
 	lists   uint8
+	// The method counted last, for the next request of the source.
+	lastMethod []byte
+	lastMC     *MethodCount
 }
 
 // MethodCount counts requests of one method.
@@ -245,49 +248,34 @@ func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
 		}
 		s.rec, s.ok = rec, true
 	}
-	for _, s := range streams {
-		advance(s)
-	}
-	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog}
+	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog, hints: new(stringHints)}
 	for _, h := range opt.Hostnames {
 		r.hosts = append(r.hosts, newFoldFinder(h))
 	}
-	var pkt packet.Packet
+	// Reading, decoding and scanning the SIP requests run in a goroutine of
+	// their own, a batch of frames ahead of the engine. The producer alone
+	// touches the streams, rep.Frames, rep.undecoded and the warnings until
+	// it closes full; the engine and the rest of the report are the
+	// caller's.
+	full, free := make(chan *batch, nBatches), make(chan *batch, nBatches)
+	for range nBatches {
+		free <- newBatch()
+	}
+	pr := &producer{r: r, streams: streams, advance: advance, warn: warn, hosts: r.hosts}
+	go pr.run(full, free)
 	nextProgress := int64(0)
-	for {
-		// The stream with the earliest packet (captures are merged).
-		var cur *stream
-		for _, s := range streams {
-			if s.ok && (cur == nil || s.rec.Timestamp.Before(cur.rec.Timestamp)) {
-				cur = s
+	for b := range full {
+		for i := range b.n {
+			f := &b.frames[i]
+			if f.eval {
+				r.packet(f)
 			}
 		}
-		if cur == nil {
-			break
+		if opt.Progress != nil && b.read >= nextProgress {
+			opt.Progress(b.read)
+			nextProgress = b.read + 1<<20
 		}
-		rep.Frames++
-		if err := packet.Decode(cur.rec.LinkType, cur.rec.Data, &pkt); err != nil && pkt.IPVersion == 0 || err != nil && !pkt.Layers.Has(packet.LayerIPv4) && !pkt.Layers.Has(packet.LayerIPv6) {
-			rep.undecoded++
-			warn(fmt.Errorf("%s: packet %d: %v (skipped)", cur.name, cur.rec.Number, err))
-		} else {
-			if err != nil {
-				// The IP header is sound; the transport header is not. The
-				// kernel would see the packet as it is: evaluate it.
-				warn(fmt.Errorf("%s: packet %d: %v (evaluated as captured)", cur.name, cur.rec.Number, err))
-			}
-			r.packet(&pkt, cur)
-		}
-		if opt.Progress != nil && rep.Frames&1023 == 0 {
-			var read int64
-			for _, s := range streams {
-				read += s.cnt.n
-			}
-			if read >= nextProgress {
-				opt.Progress(read)
-				nextProgress = read + 1<<20
-			}
-		}
-		advance(cur)
+		free <- b
 	}
 	r.finish()
 	if rep.Packets == 0 {
@@ -320,6 +308,10 @@ type runner struct {
 	msg  sip.Message
 	// hosts finds the policy's hostnames.
 	hosts []foldFinder
+	// last is the source of the latest packet to the host.
+	last *Source
+	// hints are shared with the producer.
+	hints *stringHints
 }
 
 func (r *runner) local(a netip.Addr) bool {
@@ -332,10 +324,16 @@ func (r *runner) local(a netip.Addr) bool {
 }
 
 func (r *runner) source(a netip.Addr, t time.Time) *Source {
+	if s := r.last; s != nil && s.Addr == a {
+		s.LastAt = t
+		return s
+	}
 	s := r.rep.bySource[a]
+	r.last = s
 	if s == nil {
 		s = &Source{Addr: a, FirstAt: t, Lists: []ListEntry{}, UserAgents: []string{}, Methods: map[string]*MethodCount{}}
 		r.rep.bySource[a] = s
+		r.last = s
 	}
 	s.LastAt = t
 	return s
@@ -364,28 +362,33 @@ func listOf(set string) string {
 	return ""
 }
 
-func (r *runner) packet(p *packet.Packet, st *stream) {
+func (r *runner) packet(f *frame) {
 	rep := r.rep
-	ts := st.rec.Timestamp
+	p := &f.pkt
+	ts := f.ts
 	if rep.First.IsZero() || ts.Before(rep.First) {
 		rep.First = ts
 	}
 	if ts.After(rep.Last) {
 		rep.Last = ts
 	}
-	in := engine.Input{Pkt: p, Time: ts}
-	switch {
-	case r.local(p.Dst):
-		in.Dir = engine.In
-	case r.local(p.Src):
-		in.Dir = engine.Out
-	default:
+	if !f.local {
 		rep.Other++
 		return
 	}
+	in := engine.Input{Pkt: p, Time: ts, Dir: f.dir, Strings: f.strs, StringsSet: f.strsSet}
 	res := r.eng.Process(&in)
+	if f.scanned && r.prog.HasStrings() && (res.Pkt == nil || res.Pkt == p) {
+		// Tell the producer whether computing the matches ahead pays for
+		// this source.
+		if h := &r.hints[f.hint]; f.strsSet && !res.UsedStrings && !h.Load() {
+			h.Store(true)
+		} else if !f.strsSet && res.UsedStrings && h.Load() {
+			h.Store(false)
+		}
+	}
 	if r.opt.Trace != nil {
-		r.opt.Trace(st.name, st.rec.Number, in.Dir, res.Verdict)
+		r.opt.Trace(f.file, f.number, in.Dir, res.Verdict)
 	}
 	switch res.Verdict {
 	case engine.Held:
@@ -397,8 +400,10 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 	}
 	// A fragment that completed a datagram: the datagram is what the
 	// ruleset saw.
-	if res.Pkt != nil {
+	scanned := f.scanned
+	if res.Pkt != nil && res.Pkt != p {
 		p = res.Pkt
+		scanned = false
 	}
 	if in.Dir == engine.Out {
 		switch res.Verdict {
@@ -430,7 +435,7 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 			r.enter(s, ListRateLimited, ts)
 		}
 		if s.FirstDrop == nil {
-			d := &Drop{At: ts, Packet: st.rec.Number, File: st.name}
+			d := &Drop{At: ts, Packet: f.number, File: f.file}
 			if res.Rule >= 0 {
 				d.RuleRef = ruleRef(r.prog.Rules[res.Rule])
 			} else {
@@ -447,30 +452,57 @@ func (r *runner) packet(p *packet.Packet, st *stream) {
 	nflog := res.NFLog && res.NFLogGroup == compile.InspectGroup
 	// SIP requests of the source (the engine's result is not needed past
 	// this point, so parsing may reuse nothing of it).
-	if len(p.Payload) > 0 && (p.Protocol == packet.ProtoUDP || p.Protocol == packet.ProtoTCP) && isMethodStart(p.Payload[0]) {
-		if req, ok := scanRequest(p.Payload, &r.msg); ok {
-			s.SIPRequests++
-			mc := s.Methods[string(req.method)]
-			if mc == nil {
-				mc = &MethodCount{}
-				s.Methods[string(req.method)] = mc
-			}
-			mc.Seen++
-			if accepted {
-				s.SIPAccepted++
-				mc.Accepted++
-			}
-			if len(req.userAgent) > 0 {
-				r.userAgent(s, req.userAgent)
-			}
-			if req.register && !s.Knocked && r.carriesHostname(p.Payload) {
-				s.Knocked = true
-			}
-			if nflog && r.opt.Guard {
-				r.inspect(s, p, req.userAgent, ts)
+	var req sipRequest
+	var ok bool
+	host, sig := int8(-1), -2
+	if scanned {
+		req, ok, host, sig = f.req, f.reqOK, f.host, f.sig
+	} else if sipCandidate(p) {
+		req, ok = scanRequest(p.Payload, &r.msg)
+	}
+	if !ok {
+		return
+	}
+	s.SIPRequests++
+	mc := s.method(req.method)
+	mc.Seen++
+	if accepted {
+		s.SIPAccepted++
+		mc.Accepted++
+	}
+	if len(req.userAgent) > 0 {
+		r.userAgent(s, req.userAgent)
+	}
+	if req.register && !s.Knocked {
+		if host < 0 {
+			host = 0
+			if r.carriesHostname(p.Payload) {
+				host = 1
 			}
 		}
+		s.Knocked = host == 1
 	}
+	if nflog && r.opt.Guard {
+		if sig == -2 {
+			sig = firstSignature(r.opt.Signatures, p.Payload)
+		}
+		r.inspect(s, p, req.userAgent, ts, host, sig)
+	}
+}
+
+// method returns the source's counter of a method, the last one used when
+// it is the same.
+func (s *Source) method(m []byte) *MethodCount {
+	if s.lastMC != nil && string(m) == string(s.lastMethod) {
+		return s.lastMC
+	}
+	mc := s.Methods[string(m)]
+	if mc == nil {
+		mc = &MethodCount{}
+		s.Methods[string(m)] = mc
+	}
+	s.lastMethod, s.lastMC = append(s.lastMethod[:0], m...), mc
+	return mc
 }
 
 func isMethodStart(c byte) bool { return c >= 'A' && c <= 'Z' }
@@ -498,23 +530,22 @@ func (r *runner) carriesHostname(payload []byte) bool {
 // inspect is sipwall guard's decision on a packet handed to nflog: a
 // scanner signature bans the source; the knock (hostname or user-agent)
 // admits it. It acts after the kernel decided the packet.
-func (r *runner) inspect(s *Source, p *packet.Packet, ua []byte, ts time.Time) {
+// host and sig are the payload's hostname and first signature (see frame).
+func (r *runner) inspect(s *Source, p *packet.Packet, ua []byte, ts time.Time, host int8, sig int) {
 	now := ts.UnixNano()
-	for _, sig := range r.opt.Signatures {
-		found := bytes.Contains(p.Payload, []byte(sig.Match))
-		if sig.IgnoreCase {
-			found = sip.ContainsFold(p.Payload, sig.Match)
-		}
-		if found {
-			r.eng.AddToSet(compile.SetScanners, p.Src, now)
-			r.enter(s, ListScanner, ts)
-			return
-		}
+	if sig >= 0 {
+		r.eng.AddToSet(compile.SetScanners, p.Src, now)
+		r.enter(s, ListScanner, ts)
+		return
 	}
 	admit := false
 	switch r.opt.Mode {
 	case "hostname":
-		admit = r.carriesHostname(p.Payload)
+		if host < 0 {
+			admit = r.carriesHostname(p.Payload)
+		} else {
+			admit = host == 1
+		}
 	case "user-agent":
 		for _, a := range r.opt.UserAgents {
 			if sip.ContainsFold(ua, a) {
