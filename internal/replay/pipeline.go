@@ -18,9 +18,9 @@ import (
 // packets stay valid while the reader moves on and nothing is allocated
 // once every batch has been used.
 const (
-	nBatches    = 4
-	batchFrames = 512
-	arenaSize   = 1 << 19
+	nBatches    = 8
+	batchFrames = 256
+	arenaSize   = 1 << 18
 )
 
 type batch struct {
@@ -48,7 +48,7 @@ type frame struct {
 	host    int8 // the payload carries a hostname: 1, 0; -1 not looked for
 	sig     int  // the first scanner signature in the payload, -1 none, -2 not looked for
 	// The program's string matches on the packet (engine.Input.Strings),
-	// and the source's slot in the hints.
+	// and the source's slot in the hints and in the runner's cache.
 	strs    uint64
 	strsSet bool
 	hint    uint32
@@ -79,6 +79,7 @@ type producer struct {
 	warn    func(error)
 	hosts   []foldFinder
 	msg     sip.Message
+	ahead   bool // compute string matches ahead
 }
 
 func (pr *producer) run(full chan<- *batch, free <-chan *batch) {
@@ -98,6 +99,10 @@ func (pr *producer) run(full chan<- *batch, free <-chan *batch) {
 		full <- b
 		b = <-free
 		b.n, b.arena = 0, b.arena[:0]
+		// The string matches are computed ahead only while the engine has
+		// a batch waiting: when it has none, the reader is the slower side
+		// and leaves them to the engine.
+		pr.ahead = len(full) > 0
 	}
 	for {
 		// The stream with the earliest packet (captures are merged).
@@ -156,6 +161,7 @@ func (pr *producer) prepare(f *frame) {
 		f.local = false
 		return
 	}
+	f.hint = hintSlot(p.Src)
 	if f.dir != engine.In || p.Fragmented {
 		return
 	}
@@ -163,8 +169,7 @@ func (pr *producer) prepare(f *frame) {
 		return
 	}
 	if r.prog.HasStrings() {
-		f.hint = hintSlot(p.Src)
-		if !r.hints[f.hint].Load() {
+		if pr.ahead && !r.hints[f.hint].Load() {
 			f.strs, f.strsSet = r.prog.StringMatches(p), true
 		}
 	}

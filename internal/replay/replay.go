@@ -248,7 +248,7 @@ func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
 		}
 		s.rec, s.ok = rec, true
 	}
-	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog, hints: new(stringHints)}
+	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog, hints: new(stringHints), bySlot: new([1 << 14]*Source)}
 	for _, h := range opt.Hostnames {
 		r.hosts = append(r.hosts, newFoldFinder(h))
 	}
@@ -308,8 +308,8 @@ type runner struct {
 	msg  sip.Message
 	// hosts finds the policy's hostnames.
 	hosts []foldFinder
-	// last is the source of the latest packet to the host.
-	last *Source
+	// bySlot caches report entries by hintSlot of their address.
+	bySlot *[1 << 14]*Source
 	// hints are shared with the producer.
 	hints *stringHints
 }
@@ -323,18 +323,19 @@ func (r *runner) local(a netip.Addr) bool {
 	return false
 }
 
-func (r *runner) source(a netip.Addr, t time.Time) *Source {
-	if s := r.last; s != nil && s.Addr == a {
+// source returns the report's entry for a; slot is a's hintSlot, where
+// the entry is cached.
+func (r *runner) source(a netip.Addr, slot uint32, t time.Time) *Source {
+	if s := r.bySlot[slot]; s != nil && s.Addr == a {
 		s.LastAt = t
 		return s
 	}
 	s := r.rep.bySource[a]
-	r.last = s
 	if s == nil {
 		s = &Source{Addr: a, FirstAt: t, Lists: []ListEntry{}, UserAgents: []string{}, Methods: map[string]*MethodCount{}}
 		r.rep.bySource[a] = s
-		r.last = s
 	}
+	r.bySlot[slot] = s
 	s.LastAt = t
 	return s
 }
@@ -421,7 +422,11 @@ func (r *runner) packet(f *frame) {
 		return
 	}
 	rep.Packets++
-	s := r.source(p.Src, ts)
+	slot := f.hint
+	if p != &f.pkt {
+		slot = hintSlot(p.Src)
+	}
+	s := r.source(p.Src, slot, ts)
 	s.Packets++
 	s.Bytes += uint64(res.Bytes)
 	accepted := res.Verdict == engine.Accepted
