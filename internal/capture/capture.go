@@ -218,6 +218,16 @@ func (r *Reader) Next() (rec Record, err error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
+	if r.flat != nil {
+		// The plain pcap reader checks every length before slicing: it
+		// needs no recover.
+		r.n++
+		rec, err = r.flat.next(r)
+		if err != nil {
+			r.err = err
+		}
+		return rec, err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			rec, err = Record{}, r.wrap(fmt.Errorf("%w: %v", ErrCorrupt, p))
@@ -244,9 +254,6 @@ func (r *Reader) next() (Record, error) {
 		}
 		rec = Record{Number: r.n, Timestamp: ci.Timestamp, LinkType: r.link, Length: ci.Length, Data: data}
 		return rec, nil
-	}
-	if r.flat != nil {
-		return r.flat.next(r)
 	}
 	data, ci, err := r.pcap.ZeroCopyReadPacketData()
 	if err != nil {

@@ -63,8 +63,14 @@ type frame struct {
 type stringHints [1 << 14]atomic.Bool
 
 func hintSlot(a netip.Addr) uint32 {
-	b := a.As16()
-	x := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])*0xc2b2ae3d27d4eb4f
+	var x uint64
+	if a.Is4() {
+		b := a.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:])) * 0x9e3779b97f4a7c15
+	} else {
+		b := a.As16()
+		x = binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])*0xc2b2ae3d27d4eb4f
+	}
 	return uint32(x>>50) & (1<<14 - 1)
 }
 
