@@ -377,7 +377,7 @@ func TestCommitConfirm(t *testing.T) {
 		if !applied(ns) {
 			t.Fatal("not applied")
 		}
-		waitFor(t, 10*time.Second, func() bool { return !applied(ns) }, "the ruleset did not roll back at the deadline")
+		waitFor(t, 10*time.Second, func() bool { return !applied(ns) && settled(dir) }, "the ruleset did not roll back at the deadline")
 	})
 	t.Run("confirmed: stays", func(t *testing.T) {
 		ns, dir := nstest.New(t, "cc"), t.TempDir()
@@ -400,8 +400,15 @@ func TestCommitConfirm(t *testing.T) {
 		if !applied(ns) {
 			t.Fatal("not applied")
 		}
-		waitFor(t, 10*time.Second, func() bool { return !applied(ns) }, "the ruleset did not roll back after the applying process was killed")
+		waitFor(t, 10*time.Second, func() bool { return !applied(ns) && settled(dir) }, "the ruleset did not roll back after the applying process was killed")
 	})
+}
+
+// settled reports whether the watchdog has written its final state (nothing
+// applied, nothing pending): after that it only releases its lock and exits.
+func settled(dir string) bool {
+	st, err := apply.LoadState(dir)
+	return err == nil && st.Pending == nil && st.Current == nil
 }
 
 func waitFor(t *testing.T, d time.Duration, ok func() bool, msg string) {
