@@ -67,7 +67,7 @@ const (
 	DefaultMaxTracked     = 1 << 21
 
 	// MaxMaxRetry bounds MaxRetry: failure times are kept per source.
-	MaxMaxRetry = 255
+	MaxMaxRetry = 1000
 	// MaxMaxTracked bounds MaxTracked (slots are 32-bit).
 	MaxMaxTracked = 1 << 30
 )
@@ -194,7 +194,7 @@ type entry struct {
 	last       uint32   // newest failure
 	lastBan    uint32   // start of the newest ban
 	bans       uint16   // bans in the current recidive chain
-	nfail      uint8    // failure times held
+	nfail      uint16   // failure times held
 	list       uint8    // listFree, listFresh or listBanned
 }
 
@@ -402,7 +402,7 @@ func (j *Jail) record(i uint32, e *entry, now uint32) int {
 	}
 	copy(f, f[cut:n])
 	n -= cut
-	e.nfail = uint8(n)
+	e.nfail = uint16(n)
 	return n
 }
 
