@@ -477,7 +477,7 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 		Jail: jc, ScannerBanFor: p.SIP.Scanners.BanFor.Duration,
 		ResolveEvery: o.resolveEvery, SaveEvery: o.saveEvery,
 		Metrics: live.NewMetrics(), Health: &live.Health{}, Log: log,
-		Banner:      ban.Store{Sets: be.Store(sets)},
+		Banner: ban.Store{Sets: be.Store(sets)},
 		ForgetFlows: func(ctx context.Context, a netip.Addr) error {
 			_, err := be.ForgetFlows(ctx, []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())})
 			return err
