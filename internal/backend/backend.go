@@ -88,12 +88,18 @@ type Backend interface {
 	MaxTimeout() time.Duration
 }
 
-// Counter is the packet counter of one rule, in one family.
+// Counter is the packet counter of one rule, or of a base chain's policy,
+// in one family.
 type Counter struct {
 	Family  ir.Family
 	Table   string // "raw", "filter"; nftables: the table ("sipwall")
 	Chain   string
 	Comment string // the rule's comment ("" for none)
+	// Verdict is what the rule does with the packets it counts: "drop",
+	// "accept", "reject", "jump" (to a chain) or "" (it goes on).
+	Verdict string
+	// Policy is true for the counter of a base chain's policy.
+	Policy  bool
 	Packets uint64
 	Bytes   uint64
 }

@@ -148,3 +148,26 @@ func Wider(nets []Entry, e Entry) (Entry, bool) {
 	}
 	return Entry{}, false
 }
+
+// Instances are the kernel sets of rs: one per IR set and family, named by
+// name (the backend's naming of IR set irName for family f).
+func Instances(rs *ir.Ruleset, name func(irName string, f ir.Family) string) []Set {
+	var out []Set
+	for _, s := range rs.Sets {
+		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
+			if !s.Families.Has(f) || !rs.Families.Has(f) {
+				continue
+			}
+			list := s.List
+			if list == "" {
+				list = s.Name
+			}
+			out = append(out, Set{
+				Name: name(s.Name, f), List: list, IRName: s.Name, Family: f,
+				Networks: s.Interval, Dynamic: s.Dynamic, Static: s.Static,
+				Timeout: s.Timeout, Size: s.Size,
+			})
+		}
+	}
+	return out
+}

@@ -506,7 +506,7 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 
 	// iptables matches the knock and the signatures in the kernel
 	// (xt_string); with nftables guard inspects SIP too.
-	if compile.Backend(name) == compile.NFTables && o.inspect && p.SIP.Mode != "" {
+	if name == sw.NFTables && o.inspect && p.SIP.Mode != "" {
 		ic := inspect.FromPolicy(p)
 		cfg.Inspect = &ic
 		cfg.Group = compile.InspectGroup

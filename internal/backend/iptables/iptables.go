@@ -41,26 +41,7 @@ func (b *Backend) MaxTimeout() time.Duration { return 4294967 * time.Second }
 
 // Sets names the ruleset's sets as render/iptables does: sipwall-NAME4 and
 // sipwall-NAME6, every one a hash:net.
-func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set {
-	var out []backend.Set
-	for _, s := range rs.Sets {
-		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-			if !s.Families.Has(f) || !rs.Families.Has(f) {
-				continue
-			}
-			list := s.List
-			if list == "" {
-				list = s.Name
-			}
-			out = append(out, backend.Set{
-				Name: render.SetName(s.Name, f), List: list, IRName: s.Name, Family: f,
-				Networks: s.Interval, Dynamic: s.Dynamic, Static: s.Static,
-				Timeout: s.Timeout, Size: s.Size,
-			})
-		}
-	}
-	return out
-}
+func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set { return backend.Instances(rs, render.SetName) }
 
 // ForgetFlows implements backend.Backend.
 func (b *Backend) ForgetFlows(_ context.Context, prefixes []netip.Prefix) (int, error) {
