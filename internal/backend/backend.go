@@ -86,7 +86,34 @@ type Backend interface {
 	ForgetFlows(ctx context.Context, prefixes []netip.Prefix) (int, error)
 	// MaxTimeout is the longest timeout the backend's sets accept.
 	MaxTimeout() time.Duration
+	// Claim says how strongly the backend claims the host, for
+	// choosing a backend when none is given or applied.
+	Claim(ctx context.Context) Claim
 }
+
+// Claim is a backend's claim on a host: the highest Rank wins.
+type Claim struct {
+	Rank int
+	Why  string
+}
+
+// Ranks of a claim, lowest first.
+const (
+	// ClaimMissing: the backend's tools are not installed.
+	ClaimMissing = -2
+	// ClaimNone: the backend runs but holds no rules.
+	ClaimNone = -1
+	// ClaimDefault: the backend to use on a host without rules.
+	ClaimDefault = 0
+	// ClaimCompat: rules of other tools written through a compatibility
+	// layer (iptables-nft).
+	ClaimCompat = 1
+	// ClaimNative: the host's own rules in the backend's native form.
+	ClaimNative = 2
+	// ClaimLegacy: the host's rules in a form only this backend reads
+	// (iptables-legacy).
+	ClaimLegacy = 3
+)
 
 // Counter is the packet counter of one rule, or of a base chain's policy,
 // in one family.

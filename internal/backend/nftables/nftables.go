@@ -358,3 +358,23 @@ func resolve(entries, have []backend.Entry) (keep, drop []backend.Entry, exact m
 	}
 	return keep, drop, exact, warnings
 }
+
+// compatTables are the tables iptables-nft creates in nftables.
+var compatTables = map[string]bool{"filter": true, "raw": true, "nat": true, "mangle": true, "security": true}
+
+// Claim: a native nftables table (not one of iptables-nft's) claims the
+// host; without rules anywhere nftables is the default.
+func (b *Backend) Claim(ctx context.Context) backend.Claim {
+	if _, err := b.run.Run(ctx, nil, "nft", "--version"); err != nil {
+		return backend.Claim{Rank: backend.ClaimMissing, Why: "nft is not installed"}
+	}
+	if out, err := b.run.Run(ctx, nil, "nft", "list", "tables"); err == nil {
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line) // "table inet foo"
+			if len(f) == 3 && f[0] == "table" && !((f[1] == "ip" || f[1] == "ip6") && compatTables[f[2]]) {
+				return backend.Claim{Rank: backend.ClaimNative, Why: fmt.Sprintf("the host uses native nftables (table %s %s)", f[1], f[2])}
+			}
+		}
+	}
+	return backend.Claim{Rank: backend.ClaimDefault, Why: "no firewall rules found; nftables is the modern default"}
+}
