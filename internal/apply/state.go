@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sipwall/sipwall/internal/ir"
 )
 
 // DefaultStateDir is where sipwall keeps what it applied.
@@ -31,6 +33,10 @@ type Generation struct {
 	// the apply, without counters and set contents: status compares it
 	// with the kernel's listing now to tell drift.
 	Fingerprint string `json:"fingerprint"`
+	// Rules are the ruleset's rules where the kernel lists them, with
+	// their kinds (from the renderer's listing): stats maps the kernel's
+	// counters to them.
+	Rules []ir.RuleRef `json:"rules,omitempty"`
 }
 
 // Pending is an apply waiting for `sipwall confirm`.

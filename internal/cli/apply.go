@@ -89,8 +89,13 @@ func runApply(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
 	}
+	listing, err := render.List(rs, backend)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitFailure
+	}
 	hash, _ := apply.HashFile(*file)
-	gen := &apply.Generation{Backend: backend, PolicyFile: absPath(*file), PolicyHash: hash, Files: files}
+	gen := &apply.Generation{Backend: backend, PolicyFile: absPath(*file), PolicyHash: hash, Files: files, Rules: listing.Refs(rs)}
 	res, err := m.Apply(e.ctx, gen, apply.ApplyOptions{Confirm: wait, Watchdog: watchdog(*stateDir)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)

@@ -166,6 +166,9 @@ type Store struct {
 	// checked); an entry for a set it lacks, such as an IPv6 address
 	// under a policy without IPv6, is refused before anything changes.
 	Sets map[string]bool
+	// Rules are the applied ruleset's rules as the kernel lists them, with
+	// their kinds: stats maps the kernel's counters to them.
+	Rules []ir.RuleRef
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -179,7 +182,7 @@ func Open(stateDir string, r apply.Runner) (*Store, error) {
 	if st.Current == nil {
 		return nil, ErrNothingApplied
 	}
-	return &Store{R: r, Backend: st.Current.Backend, StateDir: stateDir, Sets: DeclaredSets(st.Current)}, nil
+	return &Store{R: r, Backend: st.Current.Backend, StateDir: stateDir, Sets: DeclaredSets(st.Current), Rules: st.Current.Rules}, nil
 }
 
 var (

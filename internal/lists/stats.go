@@ -9,21 +9,32 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/render/iptables"
 	"github.com/sipwall/sipwall/internal/render/nft"
 )
 
-// Counter is one rule's counters, summed over the address families.
+// Counter is the counters of one rule of the applied ruleset, summed over
+// the kernel rules it renders to (both address families, each prefix).
 type Counter struct {
 	Chain   string `json:"chain"`
 	Comment string `json:"comment"`
+	// Kind is what the rule is for (the key of its group).
+	Kind string `json:"kind"`
+	// Rule numbers the rule in the ruleset, from 1 in chain order (0 for
+	// an iptables jump from a built-in chain).
+	Rule    int    `json:"rule"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
 }
 
 // Group is the counters of one kind of rule, explained.
 type Group struct {
-	Key     string    `json:"key"`
-	What    string    `json:"what"`
+	Key  string `json:"key"`
+	What string `json:"what"`
+	// Packets and Bytes are what the group's rules decided: the sum of
+	// its rules with a verdict, or of all its rules when none has one
+	// (knocks, the inspector).
 	Packets uint64    `json:"packets"`
 	Bytes   uint64    `json:"bytes"`
 	Rules   []Counter `json:"rules,omitempty"`
@@ -35,74 +46,32 @@ type Stats struct {
 	Groups  []Group        `json:"groups"`
 	Lists   map[string]int `json:"lists"`
 	Rules   []Counter      `json:"rules"`
+	// Note says why the counters are not grouped, when they are not.
+	Note string `json:"note,omitempty"`
 }
 
-// groups classify rules by their comment, in the order they are shown.
-var groups = []struct {
-	key, what string
-	match     func(c Counter) bool
-}{
-	{"scanner-signature", "SIP scans thwarted, by scanner signature (the packet is dropped, the source banned)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "scanner signature ") }},
-	{"scanner-inspected", "SIP packets from unknown sources handed to the inspector (sipwall guard) to look for scanners",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "to the SIP inspector") }},
-	{"scanner-banned", "packets dropped from sources banned as SIP scanners",
-		func(c Counter) bool { return c.Comment == "banned as a SIP scanner" }},
-	{"banned", "packets dropped from sources banned by hand or by guard",
-		func(c Counter) bool { return c.Comment == "banned by hand or by guard" }},
-	{"trap", "trap port hits (the source is banned from every port)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "trap port ") }},
-	{"trapped", "packets dropped from sources caught by a trap port",
-		func(c Counter) bool { return c.Comment == "caught by a trap port" }},
-	{"rate-limit", "packets dropped by a per-source rate limit",
-		func(c Counter) bool { return rateLimit.MatchString(c.Comment) }},
-	{"knock", "knocks seen (SIP naming the secret hostname or an admitted user-agent)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "knock: ") }},
-	{"no-knock", "SIP dropped because the source has not knocked",
-		func(c Counter) bool { return c.Comment == "SIP without the knock" || c.Comment == "no knock yet" }},
-	{"admitted", "SIP accepted from admitted, allowed or trusted sources",
-		func(c Counter) bool {
-			return c.Comment == "SIP from admitted sources" || c.Comment == "SIP from allowed sources" || c.Comment == "SIP from trusted sources"
-		}},
-	{"spoofing", "packets dropped as spoofed or malformed (bogons, bad TCP flags, empty UDP)",
-		func(c Counter) bool {
-			return c.Comment == "bogon source" || strings.HasPrefix(c.Comment, "bad TCP flags") || c.Comment == "empty UDP" ||
-				strings.HasPrefix(c.Comment, "broadcast, multicast") || strings.HasPrefix(c.Comment, "new TCP without SYN") ||
-				strings.HasPrefix(c.Comment, "new SYN,ACK")
-		}},
-}
-
-var rateLimit = regexp.MustCompile(`\bover \d+ `)
-
-// Stats reads the counters of sipwall's rules from the kernel and groups
-// them by what they count.
+// Stats reads the counters of sipwall's rules from the kernel, maps them
+// to the applied ruleset's rules by chain and position (s.Rules, recorded
+// when it was applied) and groups them by the rules' kind.
 func (s *Store) Stats(ctx context.Context) (*Stats, error) {
-	var rules []Counter
+	var counts []ir.Count
 	var err error
 	switch s.Backend {
 	case "iptables":
-		rules, err = s.iptCounters(ctx)
+		counts, err = s.iptCounters(ctx)
 	case "nftables":
-		rules, err = s.nftCounters(ctx)
+		counts, err = s.nftCounters(ctx)
 	default:
 		err = fmt.Errorf("lists: unknown backend %q", s.Backend)
 	}
 	if err != nil {
 		return nil, err
 	}
-	st := &Stats{Backend: s.Backend, Rules: rules, Lists: map[string]int{}}
-	for _, g := range groups {
-		grp := Group{Key: g.key, What: g.what}
-		for _, c := range rules {
-			if g.match(c) {
-				grp.Packets += c.Packets
-				grp.Bytes += c.Bytes
-				grp.Rules = append(grp.Rules, c)
-			}
-		}
-		if len(grp.Rules) > 0 {
-			st.Groups = append(st.Groups, grp)
-		}
+	st := &Stats{Backend: s.Backend, Lists: map[string]int{}, Rules: []Counter{}}
+	if len(s.Rules) == 0 {
+		st.Note = "the applied ruleset does not record its rules (applied by an older sipwall): run sipwall apply to have the counters grouped"
+	} else if st.Rules, st.Groups, err = groupCounters(s.Rules, counts); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	entries, err := s.List(ctx)
 	if err != nil {
@@ -117,57 +86,67 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	return st, nil
 }
 
-var iptCounterLine = regexp.MustCompile(`^\[(\d+):(\d+)\] -A (\S+) (.*)$`)
-var iptComment = regexp.MustCompile(`--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))`)
+// groupCounters maps kernel counters to the applied rules (refs) and groups them
+// by kind: every group with rules, in the order of ir.Kinds.
+func groupCounters(refs []ir.RuleRef, counts []ir.Count) ([]Counter, []Group, error) {
+	rules, groups, err := ir.GroupCounts(refs, counts)
+	if err != nil {
+		return nil, nil, err
+	}
+	counter := func(r ir.RuleCount) Counter {
+		return Counter{Chain: r.Chain, Comment: r.Comment, Kind: r.Kind.String(), Rule: r.Rule, Packets: r.Packets, Bytes: r.Bytes}
+	}
+	out := make([]Counter, len(rules))
+	for i, r := range rules {
+		out[i] = counter(r)
+	}
+	gs := make([]Group, len(groups))
+	for i, g := range groups {
+		gs[i] = Group{Key: g.Kind.String(), What: g.Kind.About(), Packets: g.Packets, Bytes: g.Bytes}
+		for _, r := range g.Rules {
+			gs[i].Rules = append(gs[i].Rules, counter(r))
+		}
+	}
+	return out, gs, nil
+}
 
-func (s *Store) iptCounters(ctx context.Context) ([]Counter, error) {
-	sum := map[[2]string]*Counter{}
-	var order [][2]string
-	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
-		for _, table := range []string{"raw", "filter"} {
-			out, err := s.R.Run(ctx, nil, tool, "-c", "-t", table)
+var iptCounterLine = regexp.MustCompile(`^\[(\d+):(\d+)\] -A (\S+) `)
+
+// iptCounters reads the counters of sipwall's chains, each rule where
+// iptables-save lists it: its file (family), table, chain and position.
+func (s *Store) iptCounters(ctx context.Context) ([]ir.Count, error) {
+	var out []ir.Count
+	for _, tool := range []struct{ cmd, file string }{{"iptables-save", iptables.FileV4}, {"ip6tables-save", iptables.FileV6}} {
+		for _, table := range []ir.Table{ir.Raw, ir.Filter} {
+			text, err := s.R.Run(ctx, nil, tool.cmd, "-c", "-t", string(table))
 			if err != nil {
 				return nil, fmt.Errorf("stats: %w", err)
 			}
-			for _, line := range strings.Split(out, "\n") {
+			pos := map[string]int{}
+			for _, line := range strings.Split(text, "\n") {
 				m := iptCounterLine.FindStringSubmatch(strings.TrimSpace(line))
-				if m == nil || !strings.HasPrefix(m[3], "sipwall-") {
+				if m == nil {
 					continue
 				}
-				cm := iptComment.FindStringSubmatch(m[4])
-				if cm == nil {
+				pos[m[3]]++
+				if !strings.HasPrefix(m[3], "sipwall-") {
 					continue
-				}
-				comment := cm[1] + cm[2]
-				k := [2]string{m[3], comment}
-				c := sum[k]
-				if c == nil {
-					c = &Counter{Chain: m[3], Comment: comment}
-					sum[k] = c
-					order = append(order, k)
 				}
 				p, _ := strconv.ParseUint(m[1], 10, 64)
 				b, _ := strconv.ParseUint(m[2], 10, 64)
-				c.Packets += p
-				c.Bytes += b
+				out = append(out, ir.Count{File: tool.file, Table: table, Chain: m[3], Position: pos[m[3]], Packets: p, Bytes: b})
 			}
 		}
 	}
-	if len(order) == 0 {
+	if len(out) == 0 {
 		return nil, fmt.Errorf("stats: no sipwall rules in the kernel: run sipwall apply")
 	}
-	return collect(sum, order), nil
+	return out, nil
 }
 
-func collect(sum map[[2]string]*Counter, order [][2]string) []Counter {
-	out := make([]Counter, 0, len(order))
-	for _, k := range order {
-		out = append(out, *sum[k])
-	}
-	return out
-}
-
-func (s *Store) nftCounters(ctx context.Context) ([]Counter, error) {
+// nftCounters reads the counters of table inet sipwall's rules, each rule
+// at its position in its chain (nft lists a chain's rules in order).
+func (s *Store) nftCounters(ctx context.Context) ([]ir.Count, error) {
 	out, err := s.R.Run(ctx, nil, "nft", "-j", "list", "table", "inet", nft.Table)
 	if err != nil {
 		if strings.Contains(err.Error(), "No such file or directory") {
@@ -178,22 +157,23 @@ func (s *Store) nftCounters(ctx context.Context) ([]Counter, error) {
 	var doc struct {
 		Nftables []struct {
 			Rule *struct {
-				Chain   string            `json:"chain"`
-				Comment string            `json:"comment"`
-				Expr    []json.RawMessage `json:"expr"`
+				Chain string            `json:"chain"`
+				Expr  []json.RawMessage `json:"expr"`
 			} `json:"rule"`
 		} `json:"nftables"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		return nil, fmt.Errorf("stats: cannot read nft's JSON: %w", err)
 	}
-	sum := map[[2]string]*Counter{}
-	var order [][2]string
+	var counts []ir.Count
+	pos := map[string]int{}
 	for _, o := range doc.Nftables {
 		r := o.Rule
-		if r == nil || r.Comment == "" {
+		if r == nil {
 			continue
 		}
+		pos[r.Chain]++
+		c := ir.Count{File: nft.File, Chain: r.Chain, Position: pos[r.Chain]}
 		for _, raw := range r.Expr {
 			var e struct {
 				Counter *struct {
@@ -204,18 +184,12 @@ func (s *Store) nftCounters(ctx context.Context) ([]Counter, error) {
 			if json.Unmarshal(raw, &e) != nil || e.Counter == nil {
 				continue
 			}
-			k := [2]string{r.Chain, r.Comment}
-			c := sum[k]
-			if c == nil {
-				c = &Counter{Chain: r.Chain, Comment: r.Comment}
-				sum[k] = c
-				order = append(order, k)
-			}
 			c.Packets += e.Counter.Packets
 			c.Bytes += e.Counter.Bytes
 		}
+		counts = append(counts, c)
 	}
-	return collect(sum, order), nil
+	return counts, nil
 }
 
 // Summary says the counters in words, one line each, like the article's
@@ -223,12 +197,25 @@ func (s *Store) nftCounters(ctx context.Context) ([]Counter, error) {
 func (st *Stats) Summary() []string {
 	var out []string
 	for _, g := range st.Groups {
+		if g.Key == ir.KindDispatch.String() {
+			continue // jumps between chains: in --json only
+		}
 		out = append(out, fmt.Sprintf("%s: %d packets, %s", g.What, g.Packets, HumanBytes(g.Bytes)))
 		if len(g.Rules) > 1 {
-			rs := append([]Counter(nil), g.Rules...)
+			// The rules that counted something, the busiest first.
+			var rs []Counter
+			for _, r := range g.Rules {
+				if r.Packets > 0 {
+					rs = append(rs, r)
+				}
+			}
 			sort.SliceStable(rs, func(i, j int) bool { return rs[i].Packets > rs[j].Packets })
 			for _, r := range rs {
-				out = append(out, fmt.Sprintf("    %-46s %12d packets %10s", r.Comment, r.Packets, HumanBytes(r.Bytes)))
+				name := r.Comment
+				if name == "" {
+					name = fmt.Sprintf("%s rule %d", r.Chain, r.Rule)
+				}
+				out = append(out, fmt.Sprintf("    %-46s %12d packets %10s", name, r.Packets, HumanBytes(r.Bytes)))
 			}
 		}
 	}
