@@ -36,9 +36,11 @@ func (l *Listing) Refs(rs *Ruleset) []RuleRef {
 }
 
 // Count is a kernel rule's counter, where the kernel lists the rule: in
-// File (the family's iptables file, or sipwall.nft), Table ("" when the
-// chain names are unique in the file, as in table inet sipwall), Chain, at
-// Position (from 1, in the order iptables-save or nft list the chain).
+// File (the family's iptables file, or sipwall.nft), Table, Chain, at
+// Position (from 1, in the order iptables-save or nft list the chain). A
+// Table the listing does not name (nftables' "sipwall"; "") matches on
+// file, chain and position alone: nftables' chain names are unique in
+// its one table.
 type Count struct {
 	File     string
 	Table    Table
@@ -88,7 +90,9 @@ func GroupCounts(refs []RuleRef, counts []Count) ([]RuleCount, []Group, error) {
 	at := map[key]int{}
 	for i, r := range refs {
 		at[key{r.File, r.Table, r.Chain, r.Position}] = i
-		at[key{r.File, "", r.Chain, r.Position}] = i
+		if _, ok := at[key{r.File, "", r.Chain, r.Position}]; !ok {
+			at[key{r.File, "", r.Chain, r.Position}] = i
+		}
 	}
 	byRule := map[int]*RuleCount{} // by RuleRef.Rule, or -(index+1) for the renderer's rules
 	var order []int
@@ -111,6 +115,9 @@ func GroupCounts(refs []RuleRef, counts []Count) ([]RuleCount, []Group, error) {
 	}
 	for _, c := range counts {
 		i, ok := at[key{c.File, c.Table, c.Chain, c.Position}]
+		if !ok {
+			i, ok = at[key{c.File, "", c.Chain, c.Position}]
+		}
 		if !ok {
 			return nil, nil, fmt.Errorf("the kernel's rule %d of chain %s (%s) is not in the applied ruleset: the kernel holds another ruleset (see sipwall status)", c.Position, c.Chain, c.File)
 		}

@@ -2,16 +2,12 @@ package lists
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
 )
 
 // Counter is the counters of one rule of the applied ruleset, summed over
@@ -42,7 +38,7 @@ type Group struct {
 
 // Stats are the ruleset's live counters and the lists' sizes.
 type Stats struct {
-	Backend string         `json:"backend"`
+	Backend backend.Name   `json:"backend"`
 	Groups  []Group        `json:"groups"`
 	Lists   map[string]int `json:"lists"`
 	Rules   []Counter      `json:"rules"`
@@ -54,26 +50,25 @@ type Stats struct {
 // to the applied ruleset's rules by chain and position (s.Rules, recorded
 // when it was applied) and groups them by the rules' kind.
 func (s *Store) Stats(ctx context.Context) (*Stats, error) {
-	var counts []ir.Count
-	var err error
-	switch s.Backend {
-	case "iptables":
-		counts, err = s.iptCounters(ctx)
-	case "nftables":
-		counts, err = s.nftCounters(ctx)
-	default:
-		err = fmt.Errorf("lists: unknown backend %q", s.Backend)
+	if s.Backend == nil {
+		return nil, fmt.Errorf("stats: no backend")
 	}
+	raw, err := s.Backend.Counters(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stats: %w", err)
 	}
-	st := &Stats{Backend: s.Backend, Lists: map[string]int{}, Rules: []Counter{}}
+	// Each kernel rule where the kernel lists it.
+	counts := make([]ir.Count, len(raw))
+	for i, r := range raw {
+		counts[i] = ir.Count{File: r.File, Table: ir.Table(r.Table), Chain: r.Chain, Position: r.Position, Packets: r.Packets, Bytes: r.Bytes}
+	}
+	st := &Stats{Backend: s.Name(), Lists: map[string]int{}, Rules: []Counter{}}
 	if len(s.Rules) == 0 {
 		st.Note = "the applied ruleset does not record its rules (applied by an older sipwall): run sipwall apply to have the counters grouped"
 	} else if st.Rules, st.Groups, err = groupCounters(s.Rules, counts); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	entries, err := s.List(ctx)
+	entries, err := s.List(ctx, s.lists()...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,88 +103,6 @@ func groupCounters(refs []ir.RuleRef, counts []ir.Count) ([]Counter, []Group, er
 		}
 	}
 	return out, gs, nil
-}
-
-var iptCounterLine = regexp.MustCompile(`^\[(\d+):(\d+)\] -A (\S+) `)
-
-// iptCounters reads the counters of sipwall's chains, each rule where
-// iptables-save lists it: its file (family), table, chain and position.
-func (s *Store) iptCounters(ctx context.Context) ([]ir.Count, error) {
-	var out []ir.Count
-	for _, tool := range []struct{ cmd, file string }{{"iptables-save", iptables.FileV4}, {"ip6tables-save", iptables.FileV6}} {
-		for _, table := range []ir.Table{ir.Raw, ir.Filter} {
-			text, err := s.R.Run(ctx, nil, tool.cmd, "-c", "-t", string(table))
-			if err != nil {
-				return nil, fmt.Errorf("stats: %w", err)
-			}
-			pos := map[string]int{}
-			for _, line := range strings.Split(text, "\n") {
-				m := iptCounterLine.FindStringSubmatch(strings.TrimSpace(line))
-				if m == nil {
-					continue
-				}
-				pos[m[3]]++
-				if !strings.HasPrefix(m[3], "sipwall-") {
-					continue
-				}
-				p, _ := strconv.ParseUint(m[1], 10, 64)
-				b, _ := strconv.ParseUint(m[2], 10, 64)
-				out = append(out, ir.Count{File: tool.file, Table: table, Chain: m[3], Position: pos[m[3]], Packets: p, Bytes: b})
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("stats: no sipwall rules in the kernel: run sipwall apply")
-	}
-	return out, nil
-}
-
-// nftCounters reads the counters of table inet sipwall's rules, each rule
-// at its position in its chain (nft lists a chain's rules in order).
-func (s *Store) nftCounters(ctx context.Context) ([]ir.Count, error) {
-	out, err := s.R.Run(ctx, nil, "nft", "-j", "list", "table", "inet", nft.Table)
-	if err != nil {
-		if strings.Contains(err.Error(), "No such file or directory") {
-			return nil, fmt.Errorf("stats: table inet %s is not loaded: run sipwall apply", nft.Table)
-		}
-		return nil, fmt.Errorf("stats: %w", err)
-	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Chain string            `json:"chain"`
-				Expr  []json.RawMessage `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		return nil, fmt.Errorf("stats: cannot read nft's JSON: %w", err)
-	}
-	var counts []ir.Count
-	pos := map[string]int{}
-	for _, o := range doc.Nftables {
-		r := o.Rule
-		if r == nil {
-			continue
-		}
-		pos[r.Chain]++
-		c := ir.Count{File: nft.File, Chain: r.Chain, Position: pos[r.Chain]}
-		for _, raw := range r.Expr {
-			var e struct {
-				Counter *struct {
-					Packets uint64 `json:"packets"`
-					Bytes   uint64 `json:"bytes"`
-				} `json:"counter"`
-			}
-			if json.Unmarshal(raw, &e) != nil || e.Counter == nil {
-				continue
-			}
-			c.Packets += e.Counter.Packets
-			c.Bytes += e.Counter.Bytes
-		}
-		counts = append(counts, c)
-	}
-	return counts, nil
 }
 
 // Summary says the counters in words, one line each, like the article's

@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
-	"github.com/sipwall/sipwall/internal/compile"
+	sw "github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
-	"github.com/sipwall/sipwall/internal/policy"
-	renderpkg "github.com/sipwall/sipwall/internal/render"
 )
 
 // sendUDP sends payload from src (an address of ns) to the server's port.
@@ -83,29 +81,19 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 			for _, a := range []string{"203.0.113.60/32", "203.0.113.61/32", "203.0.113.62/32", "10.1.2.3/32"} {
 				nstest.Run(t, "", "ip", "-n", inet, "addr", "add", a, "dev", "eth0")
 			}
-			p, err := policy.LoadFile("../../examples/lab.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(b)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, err := renderpkg.Files(rs, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := renderpkg.List(rs, b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			// The generation records where the kernel lists each rule
+			// and the rule's kind (apply.NewGeneration).
 			state := t.TempDir()
-			m := &apply.Manager{R: apply.Exec{NS: srv}, StateDir: state}
-			gen := &apply.Generation{Backend: b, PolicyFile: "examples/lab.yaml", Files: files, Rules: l.Refs(rs)}
-			if _, err := m.Apply(context.Background(), gen, apply.ApplyOptions{}); err != nil {
+			ctx := context.Background()
+			m := &apply.Manager{Host: sw.Host{NS: srv}, StateDir: state}
+			gen := generation(t, b)
+			if len(gen.Rules) == 0 {
+				t.Fatal("the generation records no rules")
+			}
+			if _, err := m.Apply(ctx, gen, apply.ApplyOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			store, err := lists.Open(state, apply.Exec{NS: srv})
+			store, err := lists.Open(ctx, state, sw.Host{NS: srv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +117,7 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 			sendUDP(t, inet, "203.0.113.62", 5060, flood...)
 			time.Sleep(100 * time.Millisecond)
 
-			st, err := store.Stats(context.Background())
+			st, err := store.Stats(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
