@@ -224,8 +224,14 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 	for _, s := range r.Stmts {
 		switch s := s.(type) {
 		case ir.Log:
+			if err := text("log prefix", s.Prefix); err != nil {
+				return "", err
+			}
 			parts = append(parts, "log prefix "+quote(s.Prefix))
 		case ir.NFLog:
+			if err := text("log prefix", s.Prefix); err != nil {
+				return "", err
+			}
 			parts = append(parts, fmt.Sprintf("log prefix %s group %d", quote(s.Prefix), s.Group))
 		case ir.AddToSet:
 			t := ""
@@ -252,6 +258,9 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 		parts = append(parts, "jump "+r.Verdict.Chain)
 	}
 	if r.Comment != "" {
+		if err := text("comment", r.Comment); err != nil {
+			return "", err
+		}
 		parts = append(parts, "comment "+quote(r.Comment))
 	}
 	return strings.Join(parts, " "), nil
@@ -461,6 +470,18 @@ func dur(d time.Duration) string {
 		return "0s"
 	}
 	return b.String()
+}
+
+// text refuses what an nft quoted string cannot carry: a double quote or a
+// backslash (no escapes), a "$" (a variable, in a log prefix), a control
+// character.
+func text(what, s string) error {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == '$' {
+			return fmt.Errorf("%s %.40q: nft cannot carry %q in a quoted string", what, s, r)
+		}
+	}
+	return nil
 }
 
 func quote(s string) string {
