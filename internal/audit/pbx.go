@@ -30,6 +30,15 @@ type PBX struct {
 	Trunks []Trunk
 	// Problems are lines of the configuration that could not be read.
 	Problems []string
+	// webSocket says where SIP over WebSocket ("ws", "wss") is configured.
+	webSocket map[string]Where
+}
+
+// WebRTC reports whether SIP over secure WebSocket (browsers, WebRTC) is
+// configured: a WSS transport or an endpoint with webrtc=yes.
+func (p *PBX) WebRTC() bool {
+	_, ok := p.webSocket["wss"]
+	return ok
 }
 
 // Where is a place in a configuration file.
@@ -105,8 +114,8 @@ func ReadPBX(dir string, files FileSystem) (*PBX, error) {
 
 // pbx reads the PBX's listeners and peers from the loaded configuration.
 func (ast *asterisk) pbx() *PBX {
-	p := &PBX{Dir: ast.a.cfg.AsteriskDir}
-	webSocket := map[string]Where{} // "ws" / "wss": where it is configured
+	p := &PBX{Dir: ast.a.cfg.AsteriskDir, webSocket: map[string]Where{}}
+	webSocket := p.webSocket
 	if !ast.moduleOff("res_pjsip.so") && !ast.moduleOff("chan_pjsip.so") {
 		if c := ast.load("pjsip.conf"); c != nil {
 			ast.pjsipPBX(c, p, webSocket)
@@ -279,7 +288,11 @@ func (ast *asterisk) httpPBX(p *PBX, webSocket map[string]Where) {
 		}
 	}
 	if _, ok := webSocket["wss"]; ok && astBool(gen.value("tlsenable", "no")) {
-		value, w := "0.0.0.0:8089", Where{gen.File, gen.Line}
+		host, _, _ := splitBind(gen.value("bindaddr", "0.0.0.0"))
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		value, w := host+":8089", Where{gen.File, gen.Line}
 		if e, ok := gen.get("tlsbindaddr"); ok {
 			value, w = e.Value, Where{e.File, e.Line}
 		}

@@ -11,6 +11,10 @@ import (
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
+// freePBXDir is a FreePBX-style Asterisk configuration with a trunk by
+// address (carrier-ip) and one by name (carrier-name).
+const freePBXDir = "../audit/testdata/asterisk/freepbx"
+
 // initFromAsterisk runs init --asterisk-dir dir and loads the written policy.
 func initFromAsterisk(t *testing.T, dir string, extra ...string) (*policy.Policy, string) {
 	t.Helper()
@@ -43,11 +47,11 @@ func prefixStrings(ps []policy.Prefix) []string {
 	return out
 }
 
-// TestInitFromFreePBX reads a FreePBX-style configuration (testdata/freepbx:
+// TestInitFromFreePBX reads a FreePBX-style configuration (freePBXDir:
 // pjsip.*.conf, sip_*.conf, iax_general*.conf, rtp.conf, http.conf) with a
 // trunk by address and a trunk by name, and checks the written policy.
 func TestInitFromFreePBX(t *testing.T) {
-	p, errs := initFromAsterisk(t, "testdata/freepbx", "--hostname", "pbx-7f3k.example.net")
+	p, errs := initFromAsterisk(t, freePBXDir, "--hostname", "pbx-7f3k.example.net")
 	if p.SIP.Mode != policy.ModeHostname {
 		t.Errorf("mode %s", p.SIP.Mode)
 	}
@@ -142,5 +146,50 @@ func TestInitAsteriskDirMissing(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a policy was written")
+	}
+}
+
+// TestCheckWarnsAboutThePBX: check compares the policy with the Asterisk
+// configuration: the policy written by init covers everything; the
+// default policy misses transports, the RTP range, IAX2 and both trunks.
+func TestCheckWarnsAboutThePBX(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	if code, _, errs := run(t, "init", "-o", p, "--sshd-config", "/nonexistent", "--asterisk-dir", freePBXDir, "--hostname", "pbx-7f3k.example.net"); code != exitOK {
+		t.Fatalf("init: %d %s", code, errs)
+	}
+	// (The trunk's names do not resolve here, so compiling fails: --force.)
+	_, out, errs := run(t, "check", "-c", p, "--asterisk-dir", freePBXDir, "--force")
+	if strings.Contains(out, "policy.") || !strings.Contains(out, "trusted.hosts[0].name") {
+		t.Errorf("check warns about the policy init wrote from the same configuration, or does not try to resolve its hosts:\n%s%s", out, errs)
+	}
+	bare := filepath.Join(t.TempDir(), "bare.yaml")
+	if err := os.WriteFile(bare, []byte("ssh: {ports: [22]}\nsip: {mode: hostname, hostnames: [pbx-7f3k.example.net]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "check", "-c", bare, "--asterisk-dir", freePBXDir)
+	if code != exitOK {
+		t.Errorf("check: exit %d (warnings only)\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"policy.transport_blocked: pjsip TLS transport [0.0.0.0-tls] on port 5061", // 5061 is in the defaults: must NOT appear
+	} {
+		if strings.Contains(out, want) {
+			t.Errorf("check warns about a covered transport: %q\n%s", want, out)
+		}
+	}
+	for _, want := range []string{
+		"pjsip.transports.conf:6: warning: policy.transport_blocked: pjsip UDP transport [0.0.0.0-udp] on port 5160",
+		"pjsip.transports.conf:16: warning: policy.transport_blocked: pjsip TCP transport [0.0.0.0-tcp] on port 5160",
+		"http.conf:6: warning: policy.transport_blocked: http WSS transport [general] on port 8089",
+		"rtp.conf:2: warning: policy.rtp_not_covered: Asterisk sends and expects RTP on UDP 16384-32767, and the policy does not admit 20001-32767",
+		"iax_general_additional.conf:1: warning: policy.iax_blocked",
+		"pjsip.aor.conf:3: warning: policy.trunk_not_trusted: trunk carrier-ip (aor contact 192.0.2.40)",
+		"pjsip.identify.conf:5: warning: policy.trunk_not_trusted: trunk carrier-ip (identify match 198.18.7.0/24)",
+		"pjsip.aor.conf:8: warning: policy.trunk_not_trusted: trunk carrier-name (aor contact sip.carrier.example)",
+		"add {name: sip.carrier.example, access: sip} to trusted.hosts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check does not say %q:\n%s", want, out)
+		}
 	}
 }
