@@ -126,9 +126,15 @@ type Counter struct {
 	// "accept", "reject", "jump" (to a chain) or "" (it goes on).
 	Verdict string
 	// Policy is true for the counter of a base chain's policy.
-	Policy  bool
-	Packets uint64
-	Bytes   uint64
+	Policy bool
+	// File is the rendered file the rule comes from (the File of its
+	// entry in the renderer's listing: rules.v4, rules.v6, sipwall.nft).
+	File string
+	// Position is the rule's place in its chain, from 1, in the order the
+	// kernel lists the chain.
+	Position int
+	Packets  uint64
+	Bytes    uint64
 }
 
 // Opener opens a backend acting on a host.

@@ -55,21 +55,24 @@ func (b *Backend) AllCounters(ctx context.Context) ([]backend.Counter, error) {
 			}
 			for _, chain := range tab.order {
 				if pc, ok := tab.policyCounts[chain]; ok && builtins[chain] {
-					out = append(out, backend.Counter{Family: fam, Table: t, Chain: chain, Policy: true,
+					out = append(out, backend.Counter{Family: fam, Table: t, Chain: chain, File: f.file, Policy: true,
 						Verdict: verdicts[tab.policies[chain]], Packets: pc[0], Bytes: pc[1]})
 				}
 			}
+			pos := map[string]int{}
 			for i, r := range tab.rules {
-				f := strings.Fields(r)
-				c := backend.Counter{Family: fam, Table: t, Chain: f[1], Packets: tab.counts[i][0], Bytes: tab.counts[i][1]}
+				fields := strings.Fields(r)
+				pos[fields[1]]++
+				c := backend.Counter{Family: fam, Table: t, Chain: fields[1], File: f.file, Position: pos[fields[1]],
+					Packets: tab.counts[i][0], Bytes: tab.counts[i][1]}
 				if m := ruleComment.FindStringSubmatch(r); m != nil {
 					c.Comment = m[1] + m[2]
 				}
-				for j := 2; j+1 < len(f); j++ {
-					if f[j] == "-j" || f[j] == "-g" {
-						if v, ok := verdicts[f[j+1]]; ok {
+				for j := 2; j+1 < len(fields); j++ {
+					if fields[j] == "-j" || fields[j] == "-g" {
+						if v, ok := verdicts[fields[j+1]]; ok {
 							c.Verdict = v
-						} else if tab.policies[f[j+1]] != "" {
+						} else if tab.policies[fields[j+1]] != "" {
 							c.Verdict = "jump"
 						}
 					}

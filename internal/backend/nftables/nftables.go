@@ -118,11 +118,13 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 		return nil, fmt.Errorf("nftables: cannot read nft's JSON: %w", err)
 	}
 	var cs []backend.Counter
+	pos := map[string]int{}
 	for _, o := range doc.Nftables {
 		r := o.Rule
 		if r == nil {
 			continue
 		}
+		pos[r.Chain]++
 		var c *backend.Counter
 		for _, raw := range r.Expr {
 			var e map[string]json.RawMessage
@@ -136,7 +138,7 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 				}
 				if json.Unmarshal(cj, &n) == nil {
 					c = &backend.Counter{Family: ir.Both, Table: nft.Table, Chain: r.Chain, Comment: r.Comment,
-						Packets: n.Packets, Bytes: n.Bytes}
+						File: nft.File, Position: pos[r.Chain], Packets: n.Packets, Bytes: n.Bytes}
 				}
 			}
 			for _, v := range []string{"drop", "accept", "reject", "jump", "goto"} {
