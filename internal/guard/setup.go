@@ -47,7 +47,7 @@ type Settings struct {
 	StateDir string
 	Backend  compile.Backend // "" until read from StateDir
 
-	Logs []string   // files, or journal:UNIT
+	Logs []string    // files, or journal:UNIT
 	AMI  *ami.Config // nil: no manager interface
 
 	// Jail holds the thresholds and everything never banned: guard's

@@ -21,12 +21,12 @@ type SourceStatus struct {
 
 // Status is what guard records of itself when it starts and stops.
 type Status struct {
-	PID     int            `json:"pid"`
-	Running bool           `json:"running"`
-	At      time.Time      `json:"at"` // when it started, or stopped
-	Backend string         `json:"backend"`
-	Logs    []string       `json:"logs"`
-	AMI     string         `json:"ami,omitempty"`
+	PID     int       `json:"pid"`
+	Running bool      `json:"running"`
+	At      time.Time `json:"at"` // when it started, or stopped
+	Backend string    `json:"backend"`
+	Logs    []string  `json:"logs"`
+	AMI     string    `json:"ami,omitempty"`
 	// Problems are the inputs that could not be read at start.
 	Problems []SourceStatus `json:"problems,omitempty"`
 }
