@@ -230,3 +230,53 @@ func TestGuardScanLogThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardFlagBounds: every numeric flag has the policy's bounds; a value
+// out of them is refused before anything runs, naming the flag and the
+// policy key, with exit 2. The same value in the policy file is refused by
+// the same check, naming the file's line.
+func TestGuardFlagBounds(t *testing.T) {
+	captureLive(t) // nothing may run
+	pf := writeGuardPolicy(t, guardPolicy, "s3cret")
+	cases := []struct {
+		flag, value, msg string
+	}{
+		{"--max-line", "-5", "--max-line (guard.max_line): -5 is out of range (256 to 1048576 bytes)"},
+		{"--max-line", "100000000", "--max-line (guard.max_line): 100000000 is out of range"},
+		{"--bantime-factor", "1000000000", "--bantime-factor (guard.bantime_factor): 1000000000 is out of range (1 to 100"},
+		{"--bantime-factor", "0", "--bantime-factor (guard.bantime_factor): 0 is out of range"},
+		{"--maxretry", "-1", "--maxretry (guard.maxretry): -1 is out of range (1 to 1000)"},
+		{"--maxretry", "1001", "--maxretry (guard.maxretry): 1001 is out of range"},
+		{"--findtime", "0s", "--findtime (guard.findtime): 0s is out of range (1s to 168h)"},
+		{"--findtime", "800h", "--findtime (guard.findtime): 800h is out of range"},
+		{"--bantime", "-1h", "--bantime (guard.bantime): -1h is out of range"},
+		{"--bantime", "9000h", "--bantime (guard.bantime): 9000h is out of range (1s to 596h31m23s)"},
+		{"--max-bantime", "9000h", "--max-bantime (guard.max_bantime): 9000h is out of range"},
+		{"--poll", "0s", "--poll (guard.poll): 0s is out of range (1ms to 10s)"},
+		{"--poll", "1m", "--poll (guard.poll): 1m is out of range"},
+		{"--resolve-every", "1s", "--resolve-every (guard.resolve_every): 1s is out of range (10s to 24h)"},
+		{"--save-every", "48h", "--save-every (guard.save_every): 48h is out of range (1s to 24h)"},
+		{"--metrics", "everywhere", "--metrics (guard.metrics): \"everywhere\" is not an address:port"},
+		{"--log", "journal:-x", "--log (guard.logs): \"-x\" is not a systemd unit name"},
+	}
+	for _, c := range cases {
+		for _, mode := range [][]string{{"-c", pf}, {"--scan-log", "/dev/null"}} {
+			args := append([]string{"guard", "--state-dir", t.TempDir(), c.flag, c.value}, mode...)
+			code, _, stderr := run(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, c.msg) {
+				t.Errorf("%v: exit %d, stderr %q; want %d and %q", args[1:], code, stderr, exitUsage, c.msg)
+			}
+		}
+	}
+	// Without a readable policy, the flags' problems are named as well.
+	code, _, stderr := run(t, "guard", "-c", filepath.Join(t.TempDir(), "none.yaml"), "--max-line", "-5")
+	if code != exitUsage || !strings.Contains(stderr, "none.yaml") || !strings.Contains(stderr, "--max-line (guard.max_line)") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// The policy file's value goes through the same bounds.
+	bad := writeGuardPolicy(t, guardPolicy+"  max_line: -5\n", "s3cret")
+	code, _, stderr = run(t, "guard", "-c", bad, "--state-dir", t.TempDir())
+	if code != exitUsage || !strings.Contains(stderr, bad+":25: guard.max_line: -5 is out of range (256 to 1048576 bytes)") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
