@@ -2,45 +2,31 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/audit"
+	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
-// policyExposure reads a policy for the audit: what it admits from outside,
-// and the applied ruleset's state from sipwall's state directory.
+// policyExposure reads a policy for the audit (loaded and validated as by
+// every other command): what it admits from outside, and the applied
+// ruleset's state from sipwall's state directory.
 func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.FirewallState, error) {
 	p, err := policy.LoadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
+	pe := p.Exposure()
 	exp := &audit.Exposure{
 		Profile:       audit.ProfileSipwall,
 		IPv6:          p.IPv6,
-		DefaultAccept: p.Defaults.Input == "accept" || p.SIP.Mode == policy.ModeScannersOnly,
-	}
-	add := func(dst *[]audit.PortRange, ps []policy.Port) {
-		for _, pr := range ps {
-			*dst = append(*dst, audit.PortRange{First: pr.From, Last: pr.To})
-		}
-	}
-	add(&exp.TCPPorts, p.SSH.Ports)
-	add(&exp.TCPPorts, p.SIPTCPPorts())
-	add(&exp.TCPPorts, p.Extra.TCP)
-	add(&exp.UDPPorts, p.SIP.UDPPorts)
-	add(&exp.UDPPorts, p.SIP.RTPPorts)
-	add(&exp.UDPPorts, p.Extra.UDP)
-	for _, t := range p.Traps.Ports {
-		pr := audit.PortRange{First: uint16(t.Port), Last: uint16(t.Port)}
-		if t.Action == policy.TrapAccept {
-			exp.TCPPorts = append(exp.TCPPorts, pr)
-		} else {
-			exp.TrapTCPPorts = append(exp.TrapTCPPorts, pr)
-		}
+		DefaultAccept: pe.DefaultAccept,
+		TCPPorts:      portRanges(pe.TCP),
+		UDPPorts:      portRanges(pe.UDP),
+		TrapTCPPorts:  portRanges(pe.TrapTCP),
 	}
 	dir := os.Getenv("SIPWALL_STATE_DIR")
 	if dir == "" {
@@ -50,11 +36,22 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 	if err == nil && st.Current != nil {
 		exp.Backend = st.Current.Backend
 	}
-	return exp, firewallState{m: manager(dir)}, nil
+	return exp, firewallState{dir: dir, m: manager(dir)}, nil
+}
+
+func portRanges(ps []policy.Port) []audit.PortRange {
+	var out []audit.PortRange
+	for _, p := range ps {
+		out = append(out, audit.PortRange{First: p.From, Last: p.To})
+	}
+	return out
 }
 
 // firewallState reports the applied ruleset to the audit.
-type firewallState struct{ m *apply.Manager }
+type firewallState struct {
+	dir string
+	m   *apply.Manager
+}
 
 func (f firewallState) FirewallStatus(ctx context.Context) (audit.FirewallStatus, error) {
 	var out audit.FirewallStatus
@@ -69,37 +66,21 @@ func (f firewallState) FirewallStatus(ctx context.Context) (audit.FirewallStatus
 	if s.Drift {
 		out.Drift = strings.Split(s.DriftDetail, "\n")
 	}
-	if s.Current.Backend == "nftables" {
-		sets, err := apply.ListNFTSets(ctx, f.m.R)
-		if err != nil {
-			return out, err
-		}
-		for _, set := range sets {
-			if !strings.HasPrefix(set.Name, "rate-") && !strings.HasPrefix(set.Name, "trusted") {
-				out.Lists = append(out.Lists, audit.ListStatus{Name: set.Name, Entries: len(set.Elements), Saved: -1})
-			}
-		}
-		return out, nil
-	}
-	names, err := f.m.R.Run(ctx, nil, "ipset", "list", "-n")
+	// The lists' entries, read by the lists' store of the applied backend.
+	store, err := lists.Open(f.dir, f.m.R)
 	if err != nil {
 		return out, err
 	}
-	for _, n := range strings.Fields(names) {
-		if !strings.HasPrefix(n, "sipwall-") || strings.HasPrefix(n, "sipwall-trusted") {
-			continue
-		}
-		text, err := f.m.R.Run(ctx, nil, "ipset", "list", "-t", n)
-		if err != nil {
-			return out, err
-		}
-		entries := 0
-		for _, l := range strings.Split(text, "\n") {
-			if v, ok := strings.CutPrefix(l, "Number of entries: "); ok {
-				fmt.Sscan(v, &entries)
-			}
-		}
-		out.Lists = append(out.Lists, audit.ListStatus{Name: n, Entries: entries, Saved: -1})
+	entries, err := store.List(ctx)
+	if err != nil {
+		return out, err
+	}
+	count := map[string]int{}
+	for _, e := range entries {
+		count[e.List]++
+	}
+	for _, name := range lists.Names {
+		out.Lists = append(out.Lists, audit.ListStatus{Name: name, Entries: count[name], Saved: -1})
 	}
 	return out, nil
 }

@@ -375,3 +375,32 @@ func ValidUnit(u string) bool {
 	}
 	return true
 }
+
+// Exposure is what a policy admits from outside.
+type Exposure struct {
+	// TCP and UDP are the ports open to some source: SSH, SIP (TLS
+	// included), RTP, the extra accepted ports and trap ports whose action
+	// is accept.
+	TCP, UDP []Port
+	// TrapTCP are the trap ports that drop or ban.
+	TrapTCP []Port
+	// DefaultAccept is true when what no rule names is accepted: an input
+	// policy of accept, or scanners-only mode in front of another firewall.
+	DefaultAccept bool
+}
+
+// Exposure returns what the policy admits from outside.
+func (p *Policy) Exposure() Exposure {
+	e := Exposure{DefaultAccept: p.Defaults.Input == "accept" || p.SIP.Mode == ModeScannersOnly}
+	e.TCP = append(append(append(e.TCP, p.SSH.Ports...), p.SIPTCPPorts()...), p.Extra.TCP...)
+	e.UDP = append(append(append(e.UDP, p.SIP.UDPPorts...), p.SIP.RTPPorts...), p.Extra.UDP...)
+	for _, t := range p.Traps.Ports {
+		pr := Port{uint16(t.Port), uint16(t.Port)}
+		if t.Action == TrapAccept {
+			e.TCP = append(e.TCP, pr)
+		} else {
+			e.TrapTCP = append(e.TrapTCP, pr)
+		}
+	}
+	return e
+}
