@@ -69,6 +69,7 @@ func (a *auditor) checkAsterisk(ctx context.Context) {
 	ast.checkPJSIP()
 	ast.checkSIP()
 	ast.checkIAX()
+	ast.checkLogger()
 }
 
 // load parses an Asterisk configuration file once and reports its syntax
