@@ -26,18 +26,30 @@ import (
 // inspector): guard would watch nothing.
 var ErrNoSource = errors.New("no usable source")
 
-// openBanner returns the writer of the kernel's lists for backend: the one
-// place where guard learns how its bans reach the kernel. close releases
-// it.
-var openBanner = func(backend compile.Backend, r apply.Runner) (b ban.Banner, close func(), err error) {
+// kernelWriter is what guard changes in the kernel: the lists it bans
+// into and the conntrack flows of a banned source.
+type kernelWriter struct {
+	banner ban.Banner
+	forget func(ctx context.Context, a netip.Addr) error
+	close  func()
+}
+
+// openKernel returns guard's kernel writer for backend: the one place
+// where guard learns how its bans reach the kernel.
+var openKernel = func(backend compile.Backend, r apply.Runner) (kernelWriter, error) {
+	k := kernelWriter{
+		banner: ban.IPSet{Runner: r},
+		forget: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, r, a) },
+		close:  func() {},
+	}
 	if backend == compile.NFTables {
 		nb, err := ban.NewNFT()
 		if err != nil {
-			return nil, nil, err
+			return k, err
 		}
-		return nb, func() { nb.Close() }, nil
+		k.banner, k.close = nb, func() { nb.Close() }
 	}
-	return ban.IPSet{Runner: r}, func() {}, nil
+	return k, nil
 }
 
 // listStore adapts the lists package to what live needs.
@@ -153,18 +165,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: %s; configure guard.logs (Asterisk's security or messages log, or journal:UNIT), guard.ami or run the nftables backend's inspector", ErrNoSource, strings.Join(why, "; "))
 	}
 
-	banner, closeBanner, err := openBanner(s.Backend, runner)
+	kw, err := openKernel(s.Backend, runner)
 	if err != nil {
 		return err
 	}
-	defer closeBanner()
+	defer kw.close()
 	p := d.policy
 	cfg := live.Config{
 		Logs: follow, StateDir: s.StateDir, Poll: s.Poll, MaxLine: s.MaxLine,
 		Jail: s.Jail, ScannerBanFor: s.ScannerBanFor,
 		Hosts: s.Hosts, ResolveEvery: s.ResolveEvery, SaveEvery: s.SaveEvery,
-		Metrics: live.NewMetrics(), Health: health, Log: log, Banner: banner,
-		ForgetFlows: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, runner, a) },
+		Metrics: live.NewMetrics(), Health: health, Log: log,
+		Banner: kw.banner, ForgetFlows: kw.forget,
 	}
 	cfg.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
 		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)

@@ -139,6 +139,9 @@ func (p *Policy) Where(key string) string {
 	if f := p.flags[key]; f != "" {
 		return f
 	}
+	if p.Source == "" {
+		return key
+	}
 	e := Error{File: p.Source, Line: p.lineOf(key), Key: key}
 	return strings.TrimSuffix(e.Error(), ": ")
 }
