@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 
@@ -82,6 +82,7 @@ func runInit(e *env) int {
 
 	// Guard: Asterisk's logs, found from its configuration and log directory.
 	v.GuardLogs, v.GuardNote = detectAsteriskLogs(*asteriskDir)
+	v.GuardExample = commentedExample(len(v.GuardLogs) > 0)
 
 	var buf bytes.Buffer
 	if err := initTemplate.Execute(&buf, v); err != nil {
@@ -148,6 +149,35 @@ type initValues struct {
 	// they were found, or why none was.
 	GuardLogs []string
 	GuardNote string
+	// GuardExample are the guard section's other keys, commented out.
+	GuardExample string
+}
+
+// guardExample are the guard section's keys init leaves commented out.
+var guardExample = []string{
+	`ami: {address: "127.0.0.1:5038", user: sipwall, secret_file: ami.secret}`,
+	`findtime: 10m               # maxretry failures within findtime ban a source`,
+	`maxretry: 5`,
+	`bantime: 1h                 # a first ban; a repeat ban lasts bantime_factor`,
+	`bantime_factor: 2           # times longer, up to max_bantime`,
+	`max_bantime: 7d`,
+	`never_ban: [192.0.2.0/24]   # besides loopback, this host and trusted networks`,
+	`inspect: true               # nftables: the knock and signatures, in guard`,
+	`metrics: "127.0.0.1:9765"   # Prometheus /metrics and /healthz, or "off"`,
+}
+
+// commentedExample returns the example keys commented out, inside the
+// guard section or inside its commented-out form.
+func commentedExample(inSection bool) string {
+	prefix := "#   "
+	if inSection {
+		prefix = "  # "
+	}
+	var b strings.Builder
+	for _, l := range guardExample {
+		b.WriteString(prefix + l + "\n")
+	}
+	return b.String()
 }
 
 // matchesPhone returns the real phone or PBX a signature matches, "" if none.
@@ -160,10 +190,16 @@ func matchesPhone(s policy.Signature) string {
 	return ""
 }
 
+// yamlQuote writes s as a double-quoted YAML string (a JSON string is one).
+func yamlQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
 func signatureYAML(s policy.Signature) string {
 	m := s.Match
 	if strings.ContainsAny(m, ":{}[],#&*!|>'\"%@`") {
-		m = strconv.Quote(m)
+		m = yamlQuote(m)
 	}
 	if s.IgnoreCase {
 		return "{match: " + m + ", icase: true}"
@@ -255,7 +291,7 @@ func containsStr(xs []string, x string) bool {
 	return false
 }
 
-var initTemplate = template.Must(template.New("policy").Parse(`# sipwall policy: the scheme of "Securing Your Asterisk VoIP Server with
+var initTemplate = template.Must(template.New("policy").Funcs(template.FuncMap{"quote": yamlQuote}).Parse(`# sipwall policy: the scheme of "Securing Your Asterisk VoIP Server with
 # IPTables", with its values as defaults. Every key below is optional; remove
 # one to get the default. Check it with 'sipwall check', see the ruleset with
 # 'sipwall compile', load it with 'sipwall apply'.
@@ -324,25 +360,7 @@ sip:
 {{if .GuardLogs}}guard:
   # Asterisk's log, found by 'sipwall init' (one source: Asterisk reports a
   # failed login in each of its logs). A file, or journal:UNIT.
-  logs: [{{range $i, $l := .GuardLogs}}{{if $i}}, {{end}}"{{$l}}"{{end}}]
+  logs: [{{range $i, $l := .GuardLogs}}{{if $i}}, {{end}}{{quote $l}}{{end}}]
 {{else}}# guard:
 #   logs: [/var/log/asterisk/security]   # or messages, full, journal:asterisk.service
-{{end}}{{if .GuardLogs}}  # ami: {address: "127.0.0.1:5038", user: sipwall, secret_file: ami.secret}
-  # findtime: 10m               # maxretry failures within findtime ban a source
-  # maxretry: 5
-  # bantime: 1h                 # a first ban; a repeat ban lasts bantime_factor
-  # bantime_factor: 2           # times longer, up to max_bantime
-  # max_bantime: 7d
-  # never_ban: [192.0.2.0/24]   # besides loopback, this host and trusted networks
-  # inspect: true               # nftables: the knock and signatures, in guard
-  # metrics: "127.0.0.1:9765"   # Prometheus /metrics and /healthz, or "off"
-{{else}}#   ami: {address: "127.0.0.1:5038", user: sipwall, secret_file: ami.secret}
-#   findtime: 10m               # maxretry failures within findtime ban a source
-#   maxretry: 5
-#   bantime: 1h                 # a first ban; a repeat ban lasts bantime_factor
-#   bantime_factor: 2           # times longer, up to max_bantime
-#   max_bantime: 7d
-#   never_ban: [192.0.2.0/24]   # besides loopback, this host and trusted networks
-#   inspect: true               # nftables: the knock and signatures, in guard
-#   metrics: "127.0.0.1:9765"   # Prometheus /metrics and /healthz, or "off"
-{{end}}`))
+{{end}}{{.GuardExample}}`))
