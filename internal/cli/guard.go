@@ -74,6 +74,7 @@ func runGuard(e *env) int {
 	banFactor := fs.Int("bantime-factor", def.BanTimeFactor, "each repeat ban within a week lasts this many times longer (1: no escalation; policy: guard.bantime_factor)")
 	maxBanTime := fs.Duration("max-bantime", def.MaxBanTime.Duration, "longest ban (policy: guard.max_bantime)")
 	maxLine := fs.Int("max-line", def.MaxLine, "longest line read, in bytes; longer lines are skipped and counted (policy: guard.max_line)")
+	ipv6Prefix := fs.Int("ipv6-prefix", def.IPv6Prefix, "count and ban IPv6 sources per network of this length (16 to 128; 64: one host's usual /64; 0: single addresses; policy: guard.ipv6_prefix)")
 	ignoreSelf := fs.Bool("ignore-self", def.IgnoreSelf, "never ban this host's own addresses (turn off when the logs come from another host; policy: guard.ignore_self)")
 	var neverBan prefixList
 	fs.Var(&neverBan, "never-ban", "addresses or prefixes never banned (comma-separated, repeatable; replaces guard.never_ban); loopback and this host's addresses never are")
@@ -111,6 +112,7 @@ func runGuard(e *env) int {
 		{"bantime-factor", "guard.bantime_factor", func(g *policy.Guard) { g.BanTimeFactor = *banFactor }},
 		{"max-bantime", "guard.max_bantime", func(g *policy.Guard) { g.MaxBanTime.Duration = *maxBanTime }},
 		{"max-line", "guard.max_line", func(g *policy.Guard) { g.MaxLine = *maxLine }},
+		{"ipv6-prefix", "guard.ipv6_prefix", func(g *policy.Guard) { g.IPv6Prefix = *ipv6Prefix }},
 		{"ignore-self", "guard.ignore_self", func(g *policy.Guard) { g.IgnoreSelf = *ignoreSelf }},
 		{"never-ban", "guard.never_ban", func(g *policy.Guard) {
 			g.NeverBan = nil

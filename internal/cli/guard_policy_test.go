@@ -257,6 +257,7 @@ func TestGuardFlagBounds(t *testing.T) {
 		{"--resolve-every", "1s", "--resolve-every (guard.resolve_every): 1s is out of range (10s to 24h)"},
 		{"--save-every", "48h", "--save-every (guard.save_every): 48h is out of range (1s to 24h)"},
 		{"--metrics", "everywhere", "--metrics (guard.metrics): \"everywhere\" is not an address:port"},
+		{"--ipv6-prefix", "8", "--ipv6-prefix (guard.ipv6_prefix): 8 is out of range (16 to 128, or 0 for single addresses)"},
 		{"--log", "journal:-x", "--log (guard.logs): \"-x\" is not a systemd unit name"},
 	}
 	for _, c := range cases {

@@ -83,7 +83,7 @@ func JailConfig(p *policy.Policy) jail.Config {
 	g := p.Guard
 	c := jail.Config{
 		FindTime: g.FindTime.Duration, MaxRetry: g.MaxRetry, BanTime: g.BanTime.Duration,
-		BanFactor: g.BanTimeFactor, MaxBanTime: g.MaxBanTime.Duration,
+		BanFactor: g.BanTimeFactor, MaxBanTime: g.MaxBanTime.Duration, IPv6Prefix: g.IPv6Prefix,
 	}
 	for _, n := range g.NeverBan {
 		c.NeverBan = append(c.NeverBan, n.Prefix)

@@ -32,6 +32,7 @@ guard:
   bantime_factor: 4
   max_bantime: 48h
   never_ban: [192.0.2.0/24]
+  ipv6_prefix: 64
   ignore_self: false
   metrics: "off"
   poll: 50ms
@@ -74,7 +75,7 @@ func TestSetupReadsThePolicy(t *testing.T) {
 		t.Errorf("AMI %+v", s.AMI)
 	}
 	j := s.Jail
-	if j.FindTime != 2*time.Minute || j.MaxRetry != 3 || j.BanTime != 30*time.Minute || j.BanFactor != 4 || j.MaxBanTime != 48*time.Hour || len(j.Self) != 0 {
+	if j.FindTime != 2*time.Minute || j.MaxRetry != 3 || j.BanTime != 30*time.Minute || j.BanFactor != 4 || j.MaxBanTime != 48*time.Hour || j.IPv6Prefix != 64 || len(j.Self) != 0 {
 		t.Errorf("jail %+v", j)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("198.51.100.0/24")}

@@ -126,6 +126,8 @@ type Rule struct {
 	Stmts   []Stmt
 	Verdict Verdict
 	Comment string
+	// Kind says what the rule is for (stats groups counters by it).
+	Kind Kind
 }
 
 // Fam returns the rule's families, Both when unset.

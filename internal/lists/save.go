@@ -68,17 +68,21 @@ func (e *NewerError) Error() string {
 
 // readFile reads and verifies a saved-lists file.
 func readFile(path string) (*savedFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := apply.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	head, body, ok := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(head))
+	if len(f) == 0 || f[0] != magic {
+		// Nothing of the file is shown: it may be another file's content.
+		return nil, fmt.Errorf("%s is not a sipwall lists file (it does not start with %q)", path, magic)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%s is truncated (no header line)", path)
 	}
-	f := strings.Fields(string(head))
-	if len(f) != 3 || f[0] != magic || !strings.HasPrefix(f[2], "sha256:") {
-		return nil, fmt.Errorf("%s is not a sipwall lists file (bad header %.40q)", path, head)
+	if len(f) != 3 || !strings.HasPrefix(f[2], "sha256:") {
+		return nil, fmt.Errorf("%s: bad header line (want %q VERSION sha256:HEX)", path, magic)
 	}
 	v, err := strconv.Atoi(f[1])
 	if err != nil || v < 1 {
@@ -151,23 +155,29 @@ func (s *Store) Save(ctx context.Context, path string) (*SaveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &SaveResult{Path: path, Entries: len(entries)}
-	if _, err := os.Stat(path); err == nil {
+	return saveFile(path, data, len(entries))
+}
+
+// saveFile writes data as path's new generation; the file it replaces
+// becomes Previous(path) when it is valid. The old file is neither moved
+// nor touched before the new one is complete on disk: a full disk leaves
+// both generations as they were.
+func saveFile(path string, data []byte, entries int) (*SaveResult, error) {
+	res := &SaveResult{Path: path, Entries: entries}
+	keep := false
+	if _, err := os.Lstat(path); err == nil {
 		var newer *NewerError
 		switch _, rerr := readFile(path); {
 		case rerr == nil:
-			if err := os.Rename(path, Previous(path)); err != nil {
-				return nil, fmt.Errorf("save: keep the previous generation: %w", err)
-			}
-			res.Rotated = true
+			keep, res.Rotated = true, true
 		case errors.As(rerr, &newer):
 			return nil, fmt.Errorf("save: %w", rerr)
 		default:
 			res.Note = fmt.Sprintf("replaced %s, which was unreadable (%v); %s stays the previous generation", path, rerr, Previous(path))
 		}
 	}
-	if err := apply.WriteAtomic(path, data, 0o600); err != nil {
-		return nil, fmt.Errorf("save: %w", err)
+	if err := apply.WriteGenerations(path, Previous(path), data, 0o600, keep); err != nil {
+		return nil, fmt.Errorf("save: %w; %s and %s are unchanged", err, path, Previous(path))
 	}
 	return res, nil
 }

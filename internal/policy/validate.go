@@ -297,6 +297,9 @@ func (p *Policy) validateGuard() []error {
 	if g.MaxRetry < 1 || g.MaxRetry > GuardMaxRetryMax {
 		bad("guard.maxretry", "%d is out of range (1 to %d)", g.MaxRetry, GuardMaxRetryMax)
 	}
+	if g.IPv6Prefix != 0 && (g.IPv6Prefix < 16 || g.IPv6Prefix > 128) {
+		bad("guard.ipv6_prefix", "%d is out of range (16 to 128, or 0 for single addresses)", g.IPv6Prefix)
+	}
 	if g.BanTimeFactor < 1 || g.BanTimeFactor > GuardBanFactorMax {
 		bad("guard.bantime_factor", "%d is out of range (1 to %d; 1 turns escalation off)", g.BanTimeFactor, GuardBanFactorMax)
 	}
