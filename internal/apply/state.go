@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/ir"
 )
 
 // DefaultStateDir is where sipwall keeps what it applied.
@@ -23,7 +27,7 @@ const StateVersion = 1
 
 // Generation is one applied ruleset.
 type Generation struct {
-	Backend    string            `json:"backend"`
+	Backend    backend.Name      `json:"backend"`
 	PolicyFile string            `json:"policy_file"`
 	PolicyHash string            `json:"policy_hash"`
 	AppliedAt  time.Time         `json:"applied_at"`
@@ -32,6 +36,10 @@ type Generation struct {
 	// the apply, without counters and set contents: status compares it
 	// with the kernel's listing now to tell drift.
 	Fingerprint string `json:"fingerprint"`
+	// Sets are the names and shapes of the ruleset's sets, from the IR
+	// (absent from state files of older versions: read from the kernel
+	// on the next apply, and by Sets until then).
+	Sets []backend.Set `json:"sets,omitempty"`
 }
 
 // Pending is an apply waiting for `sipwall confirm`.
@@ -47,13 +55,8 @@ type State struct {
 	Current  *Generation `json:"current,omitempty"`
 	Previous *Generation `json:"previous,omitempty"`
 	Pending  *Pending    `json:"pending,omitempty"`
-	// BuiltinPolicies are the iptables base chain policies found before
-	// sipwall first set them ("4 filter INPUT" → "ACCEPT"); removing
-	// sipwall puts them back.
-	BuiltinPolicies map[string]string `json:"builtin_policies,omitempty"`
-	// CreatedTables are the iptables tables ("4 raw") that did not exist
-	// before sipwall: removing sipwall removes them.
-	CreatedTables map[string]bool `json:"created_tables,omitempty"`
+	// Memory is what the backends remember of the host's own objects.
+	backend.Memory
 	// SavedAt is when this state was written.
 	SavedAt time.Time `json:"saved_at,omitzero"`
 	// Checksum is "sha256:HEX" of the file as written with Checksum empty:
@@ -290,4 +293,27 @@ func Lock(dir string, wait time.Duration) (func(), error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// NewGeneration is the generation of rs rendered as files for backend n,
+// with the names and shapes of its sets.
+func NewGeneration(n backend.Name, rs *ir.Ruleset, files map[string]string) (*Generation, error) {
+	be, err := backend.Open(n, backend.Host{})
+	if err != nil {
+		return nil, err
+	}
+	return &Generation{Backend: n, Files: files, Sets: be.Sets(rs)}, nil
+}
+
+// CurrentSets returns the sets of the applied generation: as recorded, or
+// for a state file written before they were, as the kernel has them.
+func (m *Manager) CurrentSets(ctx context.Context, g *Generation) ([]backend.Set, error) {
+	if g.Sets != nil {
+		return g.Sets, nil
+	}
+	be, err := m.backend(g.Backend)
+	if err != nil {
+		return nil, err
+	}
+	return be.ReadSets(ctx)
 }

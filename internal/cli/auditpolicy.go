@@ -7,6 +7,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/audit"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/policy"
 )
@@ -34,9 +35,9 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 	}
 	st, err := apply.LoadState(dir)
 	if err == nil && st.Current != nil {
-		exp.Backend = st.Current.Backend
+		exp.Backend = string(st.Current.Backend)
 	}
-	return exp, firewallState{dir: dir, m: manager(dir)}, nil
+	return exp, firewallState{m: manager(dir)}, nil
 }
 
 func portRanges(ps []policy.Port) []audit.PortRange {
@@ -48,10 +49,7 @@ func portRanges(ps []policy.Port) []audit.PortRange {
 }
 
 // firewallState reports the applied ruleset to the audit.
-type firewallState struct {
-	dir string
-	m   *apply.Manager
-}
+type firewallState struct{ m *apply.Manager }
 
 func (f firewallState) FirewallStatus(ctx context.Context) (audit.FirewallStatus, error) {
 	var out audit.FirewallStatus
@@ -66,21 +64,35 @@ func (f firewallState) FirewallStatus(ctx context.Context) (audit.FirewallStatus
 	if s.Drift {
 		out.Drift = strings.Split(s.DriftDetail, "\n")
 	}
-	// The lists' entries, read by the lists' store of the applied backend.
-	store, err := lists.Open(f.dir, f.m.R)
+	store, err := lists.Open(ctx, f.m.StateDir, f.m.Host)
 	if err != nil {
 		return out, err
 	}
-	entries, err := store.List(ctx)
-	if err != nil {
-		return out, err
-	}
+	// The lists' entries, counted by the kernel set that holds them.
 	count := map[string]int{}
-	for _, e := range entries {
-		count[e.List]++
+	var names []string
+	read := map[string]bool{}
+	for _, set := range store.Sets {
+		if set.Static {
+			continue
+		}
+		names = append(names, set.Name)
+		if read[set.List] {
+			continue
+		}
+		read[set.List] = true
+		es, err := store.Kernel.Read(ctx, set.List)
+		if err != nil {
+			return out, err
+		}
+		for _, e := range es {
+			if in, err := backend.SetFor(store.Sets, e.List, e.Prefix); err == nil {
+				count[in.Name]++
+			}
+		}
 	}
-	for _, name := range lists.Names {
-		out.Lists = append(out.Lists, audit.ListStatus{Name: name, Entries: count[name], Saved: -1})
+	for _, n := range names {
+		out.Lists = append(out.Lists, audit.ListStatus{Name: n, Entries: count[n], Saved: -1})
 	}
 	return out, nil
 }

@@ -153,7 +153,7 @@ func (c *compiler) sets() {
 	add := func(s *ir.Set) { c.rs.Sets = append(c.rs.Sets, s) }
 	if c.nft() {
 		add(&ir.Set{Name: SetBanned, Families: fam, Size: size, Comment: "addresses banned by hand or by guard: every port"})
-		add(&ir.Set{Name: SetBannedNet, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
+		add(&ir.Set{Name: SetBannedNet, List: SetBanned, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
 	} else {
 		add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
 	}
@@ -161,10 +161,10 @@ func (c *compiler) sets() {
 	// Trusted and allowed sources exist in every mode: they are never
 	// banned, trapped or rate-limited, whatever their packets contain.
 	trusted := append(append([]netip.Prefix(nil), c.trustAll...), c.trustSIP...)
-	add(&ir.Set{Name: SetTrusted, Families: fam, Interval: true, Size: size, Elements: dedupe(trusted), Comment: "trusted networks from the policy"})
+	add(&ir.Set{Name: SetTrusted, Families: fam, Interval: true, Static: true, Size: size, Elements: dedupe(trusted), Comment: "trusted networks from the policy"})
 	if c.nft() {
 		add(&ir.Set{Name: SetAllowed, Families: fam, Size: size, Comment: "addresses admitted to SIP by hand"})
-		add(&ir.Set{Name: SetAllowedNet, Families: fam, Interval: true, Size: size, Comment: "networks admitted to SIP by hand"})
+		add(&ir.Set{Name: SetAllowedNet, List: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "networks admitted to SIP by hand"})
 	} else {
 		add(&ir.Set{Name: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "sources admitted to SIP by hand"})
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard/ami"
 	"github.com/sipwall/sipwall/internal/guard/ban"
@@ -31,25 +31,30 @@ var ErrNoSource = errors.New("no usable source")
 type kernelWriter struct {
 	banner ban.Banner
 	forget func(ctx context.Context, a netip.Addr) error
-	close  func()
 }
 
-// openKernel returns guard's kernel writer for backend: the one place
-// where guard learns how its bans reach the kernel.
-var openKernel = func(backend compile.Backend, r apply.Runner) (kernelWriter, error) {
-	k := kernelWriter{
-		banner: ban.IPSet{Runner: r},
-		forget: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, r, a) },
-		close:  func() {},
+// openKernel returns guard's kernel writer: the applied backend's set store
+// over sets (read from the kernel when the state does not record them), and
+// its conntrack flow deleter. It is the one place where guard learns how its
+// bans reach the kernel.
+var openKernel = func(ctx context.Context, name backend.Name, sets []backend.Set) (kernelWriter, error) {
+	be, err := backend.Open(name, backend.Host{})
+	if err != nil {
+		return kernelWriter{}, err
 	}
-	if backend == compile.NFTables {
-		nb, err := ban.NewNFT()
-		if err != nil {
-			return k, err
+	if sets == nil {
+		if sets, err = be.ReadSets(ctx); err != nil {
+			return kernelWriter{}, err
 		}
-		k.banner, k.close = nb, func() { nb.Close() }
 	}
-	return k, nil
+	return kernelWriter{
+		banner: ban.Store{Sets: be.Store(sets)},
+		forget: func(ctx context.Context, a netip.Addr) error {
+			a = a.Unmap()
+			_, err := be.ForgetFlows(ctx, []netip.Prefix{netip.PrefixFrom(a, a.BitLen())})
+			return err
+		},
+	}, nil
 }
 
 // listStore adapts the lists package to what live needs.
@@ -126,25 +131,20 @@ func (d *Daemon) checkSources() (follow []string, problems []SourceStatus, usabl
 func (d *Daemon) Run(ctx context.Context) error {
 	s := d.Settings
 	log := d.log
-	runner := apply.Exec{}
-	store, err := lists.Open(s.StateDir, runner)
+	store, err := lists.Open(ctx, s.StateDir, backend.Host{})
 	switch {
 	case err == nil:
-		b, perr := compile.ParseBackend(store.Backend)
-		if perr != nil {
-			return fmt.Errorf("%s: %w", s.StateDir, perr)
-		}
 		if s.Backend == "" {
-			s.Backend = b
-		} else if s.Backend != b {
-			return fmt.Errorf("--backend %s, but %s says the %s backend is applied", s.Backend, s.StateDir, b)
+			s.Backend = store.Name()
+		} else if s.Backend != store.Name() {
+			return fmt.Errorf("--backend %s, but %s says the %s backend is applied", s.Backend, s.StateDir, store.Name())
 		}
 	case s.Backend == "":
 		return fmt.Errorf("%w (state directory %s); or give --backend when the ruleset was loaded another way", err, s.StateDir)
 	}
 
 	follow, problems, usable := d.checkSources()
-	inspector := s.Inspect && s.Backend == compile.NFTables
+	inspector := s.Inspect && s.Backend == backend.NFTables
 	if inspector {
 		usable++
 	}
@@ -165,11 +165,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: %s; configure guard.logs (Asterisk's security or messages log, or journal:UNIT), guard.ami or run the nftables backend's inspector", ErrNoSource, strings.Join(why, "; "))
 	}
 
-	kw, err := openKernel(s.Backend, runner)
+	var sets []backend.Set
+	if store != nil {
+		sets = store.Sets
+	}
+	kw, err := openKernel(ctx, s.Backend, sets)
 	if err != nil {
 		return err
 	}
-	defer kw.close()
 	p := d.policy
 	cfg := live.Config{
 		Logs: follow, StateDir: s.StateDir, Poll: s.Poll, MaxLine: s.MaxLine,

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/guard/ami"
 	"github.com/sipwall/sipwall/internal/guard/jail"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -45,7 +45,7 @@ type Env struct {
 // and this host's addresses added to the never-banned).
 type Settings struct {
 	StateDir string
-	Backend  compile.Backend // "" until read from StateDir
+	Backend  backend.Name // "" until read from StateDir
 
 	Logs []string    // files, or journal:UNIT
 	AMI  *ami.Config // nil: no manager interface
@@ -125,7 +125,7 @@ func Setup(p *policy.Policy, env Env) (*Daemon, error) {
 		MaxLine: g.MaxLine, Verbose: env.Verbose,
 	}
 	if env.Backend != "" {
-		b, err := compile.ParseBackend(env.Backend)
+		b, err := backend.Parse(env.Backend)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +150,7 @@ func Setup(p *policy.Policy, env Env) (*Daemon, error) {
 		}
 		s.AMI = &ami.Config{Addr: g.AMI.Address, Username: g.AMI.User, Secret: secret}
 	}
-	if len(s.Logs) == 0 && s.AMI == nil && (!s.Inspect || s.Backend == compile.IPTables) {
+	if len(s.Logs) == 0 && s.AMI == nil && (!s.Inspect || s.Backend == backend.IPTables) {
 		why := "the inspector is off (guard.inspect: false)"
 		if s.Inspect {
 			why = "the iptables backend has no inspector (the kernel matches the knock and signatures)"

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
+	_ "github.com/sipwall/sipwall/internal/backend/builtin"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -87,7 +88,7 @@ func TestSetupReadsThePolicy(t *testing.T) {
 			t.Errorf("never banned %v, want %v", j.NeverBan, want)
 		}
 	}
-	if s.Backend != compile.NFTables || s.StateDir != "/state" || s.ScannerBanFor != 2*time.Hour || strings.Join(s.Hosts, ",") != "home.example.net" {
+	if s.Backend != backend.NFTables || s.StateDir != "/state" || s.ScannerBanFor != 2*time.Hour || strings.Join(s.Hosts, ",") != "home.example.net" {
 		t.Errorf("settings %+v", s)
 	}
 	if !s.Inspect || s.Metrics != "off" || s.Poll != 50*time.Millisecond || s.MaxLine != 4096 || s.ResolveEvery != 5*time.Minute || s.SaveEvery != 5*time.Minute {

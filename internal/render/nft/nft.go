@@ -76,7 +76,7 @@ func List(rs *ir.Ruleset) (*ir.Listing, error) {
 				expire = 10 * time.Second
 			}
 			l.Add(ir.Entry{Kind: ir.EntrySet, File: File, Family: f, Text: fmt.Sprintf("\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\tsize %d\n\t\ttimeout %s\n\t\tcomment %s\n\t}\n\n",
-				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), quote("per-source rate: "+r.Name))})
+				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), Quote("per-source rate: "+r.Name))})
 		}
 	}
 	for i, c := range rs.Chains {
@@ -143,7 +143,7 @@ func renderSet(b *strings.Builder, s *ir.Set, f ir.Family) {
 		fmt.Fprintf(b, "\t\ttimeout %s\n", dur(s.Timeout))
 	}
 	if s.Comment != "" {
-		fmt.Fprintf(b, "\t\tcomment %s\n", quote(s.Comment))
+		fmt.Fprintf(b, "\t\tcomment %s\n", Quote(s.Comment))
 	}
 	var elems []string
 	for _, e := range s.Elements {
@@ -224,9 +224,9 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 	for _, s := range r.Stmts {
 		switch s := s.(type) {
 		case ir.Log:
-			parts = append(parts, "log prefix "+quote(s.Prefix))
+			parts = append(parts, "log prefix "+Quote(s.Prefix))
 		case ir.NFLog:
-			parts = append(parts, fmt.Sprintf("log prefix %s group %d", quote(s.Prefix), s.Group))
+			parts = append(parts, fmt.Sprintf("log prefix %s group %d", Quote(s.Prefix), s.Group))
 		case ir.AddToSet:
 			t := ""
 			if s.Timeout > 0 {
@@ -252,7 +252,7 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 		parts = append(parts, "jump "+r.Verdict.Chain)
 	}
 	if r.Comment != "" {
-		parts = append(parts, "comment "+quote(r.Comment))
+		parts = append(parts, "comment "+Quote(r.Comment))
 	}
 	return strings.Join(parts, " "), nil
 }
@@ -277,7 +277,7 @@ func renderMatch(m ir.Match, f ir.Family, proto uint8) (s string, isStmt bool, e
 		if m.Neg {
 			op = "!= "
 		}
-		return "iifname " + op + quote(strings.Replace(m.Name, "+", "*", 1)), false, nil
+		return "iifname " + op + Quote(strings.Replace(m.Name, "+", "*", 1)), false, nil
 	case ir.Proto:
 		return "meta l4proto " + protoName(m.Proto), false, nil
 	case ir.Src:
@@ -463,6 +463,8 @@ func dur(d time.Duration) string {
 	return b.String()
 }
 
-func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+// Quote writes s as an nft string: nft's strings have no escapes, so a
+// double quote becomes a single one and a line break a space.
+func Quote(s string) string {
+	return `"` + strings.NewReplacer(`"`, `'`, "\n", " ").Replace(s) + `"`
 }
