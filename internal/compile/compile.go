@@ -194,18 +194,15 @@ func dedupe(ps []netip.Prefix) []netip.Prefix {
 		}
 		return ps[i].Bits() < ps[j].Bits()
 	})
+	// Sorted by address then length, a prefix covering another comes
+	// first, and the prefixes kept are disjoint: only the last one kept can
+	// cover the next, so one pass is enough.
 	var out []netip.Prefix
 	for _, p := range ps {
-		covered := false
-		for _, q := range out {
-			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
-				covered = true
-				break
-			}
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue
 		}
-		if !covered {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	return out
 }
