@@ -20,15 +20,7 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 	if err != nil {
 		return nil, nil, err
 	}
-	pe := p.Exposure()
-	exp := &audit.Exposure{
-		Profile:       audit.ProfileSipwall,
-		IPv6:          p.IPv6,
-		DefaultAccept: pe.DefaultAccept,
-		TCPPorts:      portRanges(pe.TCP),
-		UDPPorts:      portRanges(pe.UDP),
-		TrapTCPPorts:  portRanges(pe.TrapTCP),
-	}
+	exp := exposureOf(p)
 	dir := os.Getenv("SIPWALL_STATE_DIR")
 	if dir == "" {
 		dir = apply.DefaultStateDir
@@ -38,6 +30,27 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 		exp.Backend = string(st.Current.Backend)
 	}
 	return exp, firewallState{m: manager(dir)}, nil
+}
+
+// exposureOf is what a policy admits from outside and whom it trusts.
+func exposureOf(p *policy.Policy) *audit.Exposure {
+	pe := p.Exposure()
+	exp := &audit.Exposure{
+		Profile:       audit.ProfileSipwall,
+		IPv6:          p.IPv6,
+		DefaultAccept: pe.DefaultAccept,
+		TCPPorts:      portRanges(pe.TCP),
+		UDPPorts:      portRanges(pe.UDP),
+		TrapTCPPorts:  portRanges(pe.TrapTCP),
+	}
+	for _, n := range append(append([]policy.Prefix(nil), p.Trusted.All...), p.Trusted.SIP...) {
+		exp.Trusted = append(exp.Trusted, n.Prefix)
+	}
+	for _, h := range p.Trusted.Hosts {
+		exp.TrustedHosts = append(exp.TrustedHosts, h.Name)
+	}
+	exp.KnockSIP = p.SIP.Mode == policy.ModeHostname || p.SIP.Mode == policy.ModeUserAgent
+	return exp
 }
 
 func portRanges(ps []policy.Port) []audit.PortRange {

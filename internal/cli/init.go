@@ -30,7 +30,7 @@ func runInit(e *env) int {
 	out := fs.String("o", policy.DefaultPath, "write the policy to `file` (- for stdout)")
 	hostname := fs.String("hostname", "", "the secret `hostname` your phones use to reach the server")
 	sshdConfig := fs.String("sshd-config", initSSHDConfig, "sshd configuration `file` to read the SSH ports from")
-	asteriskDir := fs.String("asterisk-dir", initAsteriskDir, "Asterisk configuration `dir`ectory: logger.conf and asterisk.conf say where the logs guard reads are")
+	asteriskDir := fs.String("asterisk-dir", initAsteriskDir, "Asterisk's configuration `dir`ectory: logger.conf and asterisk.conf say where the logs guard reads are; given explicitly, the SIP transports, RTP range, IAX2 and trunks are read from it too (FreePBX's included)")
 	force := fs.Bool("force", false, "overwrite an existing policy file")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
@@ -83,7 +83,14 @@ func runInit(e *env) int {
 	// Guard: Asterisk's logs, found from its configuration and log directory.
 	v.GuardLogs, v.GuardNote = detectAsteriskLogs(*asteriskDir)
 	v.GuardExample = commentedExample(len(v.GuardLogs) > 0)
-
+	if set["asterisk-dir"] {
+		pbx, err := readPBXValues(e.stderr, *asteriskDir)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall init: --asterisk-dir: %v\n", err)
+			return exitUsage
+		}
+		v.PBX = pbx
+	}
 	var buf bytes.Buffer
 	if err := initTemplate.Execute(&buf, v); err != nil {
 		fmt.Fprintf(e.stderr, "sipwall init: %v\n", err)
@@ -151,6 +158,7 @@ type initValues struct {
 	GuardNote string
 	// GuardExample are the guard section's other keys, commented out.
 	GuardExample string
+	PBX          *pbxValues // from --asterisk-dir
 }
 
 // guardExample are the guard section's keys init leaves commented out.
@@ -307,12 +315,12 @@ ssh:
 # Protect IPv6 with the same policy (the article leaves IPv6 open).
 ipv6: {{.IPv6}}
 
-# trusted:
+{{if and .PBX .PBX.Trusted}}{{.PBX.Trusted}}{{else}}# trusted:
 #   all: [203.0.113.7]          # everything is accepted from these
 #   sip: [198.51.100.0/24]      # SIP and RTP only
 #   hosts:                      # dynamic IPs by DNS name
 #     - {name: home.example.net, access: sip}
-
+{{end}}
 sip:
 {{- if .Hostname}}
   # hostname: a source reaches SIP once one of its SIP packets carries the
@@ -326,10 +334,14 @@ sip:
   #   hostnames: [pbx-7f3k.example.net]
   mode: open
 {{- end}}
+{{- if .PBX}}
+  # Ports of the transports bound in {{.PBX.Dir}}:
+{{.PBX.Ports}}{{- else}}
   # udp_ports: [5060-5082]
   # tcp_ports: [5060-5082]
   # tls_ports: [5061]
   # rtp_ports: [10000-20000]
+{{- end}}
   # admit_for: forever          # how long a knock admits a source
   scanners:
     # ban_for: forever
@@ -352,6 +364,9 @@ sip:
 {{end}}
 # spoofing:
 #   exempt: [10.0.0.0/8]        # bogon ranges your server or users live in
+{{- if and .PBX .PBX.Accept}}
+
+{{.PBX.Accept}}{{end}}
 
 # sipwall guard bans the sources of failed logins it reads in Asterisk's
 # logs, like fail2ban; with the nftables backend it also checks the knock and

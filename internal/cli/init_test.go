@@ -11,8 +11,9 @@ import (
 )
 
 // initHost points init at a fake host: an sshd_config, an Asterisk
-// configuration directory whose asterisk.conf puts the logs in a log
-// directory, and systemd unit directories. It returns the three.
+// configuration directory (init's default) whose asterisk.conf puts the
+// logs in a log directory, and systemd unit directories. It returns the
+// first three.
 func initHost(t *testing.T, sshd string) (sshdConfig, asteriskDir, logDir string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -26,9 +27,9 @@ func initHost(t *testing.T, sshd string) (sshdConfig, asteriskDir, logDir string
 	os.WriteFile(filepath.Join(asteriskDir, "asterisk.conf"), []byte("[directories](!)\nastlogdir => "+logDir+"\n"), 0o644)
 	units := filepath.Join(dir, "units")
 	os.MkdirAll(units, 0o755)
-	old := systemdUnitDirs
-	systemdUnitDirs = []string{units}
-	t.Cleanup(func() { systemdUnitDirs = old })
+	oldUnits, oldAst := systemdUnitDirs, initAsteriskDir
+	systemdUnitDirs, initAsteriskDir = []string{units}, asteriskDir
+	t.Cleanup(func() { systemdUnitDirs, initAsteriskDir = oldUnits, oldAst })
 	t.Setenv("SSH_CONNECTION", "")
 	return sshdConfig, asteriskDir, logDir
 }
@@ -82,7 +83,7 @@ func TestInitFindsAsteriskLogs(t *testing.T) {
 			if c.unit {
 				os.WriteFile(filepath.Join(systemdUnitDirs[0], "asterisk.service"), []byte("[Service]\n"), 0o644)
 			}
-			p, out, stderr := initPolicy(t, "--sshd-config", sshd, "--asterisk-dir", ast, "--hostname", "pbx-7f3k.example.net")
+			p, out, stderr := initPolicy(t, "--sshd-config", sshd, "--hostname", "pbx-7f3k.example.net")
 			want := strings.ReplaceAll(c.want, "LOG", logDir)
 			if got := strings.Join(p.Guard.Logs, ","); got != want {
 				t.Errorf("guard.logs = %q, want %q", got, want)
@@ -102,8 +103,12 @@ func TestInitFindsAsteriskLogs(t *testing.T) {
 // without a warning, with sshd on 22 (a default trap port) or elsewhere.
 func TestInitPolicyIsLintClean(t *testing.T) {
 	for _, sshd := range []string{"Port 22\n", "Port 2222\n", "Port 22\nPort 23\n"} {
-		cfg, ast, _ := initHost(t, sshd)
-		_, out, _ := initPolicy(t, "--sshd-config", cfg, "--asterisk-dir", ast, "--hostname", "pbx-7f3k.example.net")
+		cfg, _, logDir := initHost(t, sshd)
+		os.WriteFile(filepath.Join(logDir, "security"), nil, 0o640)
+		p, out, _ := initPolicy(t, "--sshd-config", cfg, "--hostname", "pbx-7f3k.example.net")
+		if len(p.Guard.Logs) != 1 {
+			t.Errorf("guard.logs %v", p.Guard.Logs)
+		}
 		code, text, stderr := run(t, "check", "-c", out, "--json")
 		var res struct {
 			OK       bool              `json:"ok"`
@@ -130,7 +135,7 @@ func TestInitSSHPorts(t *testing.T) {
 		return out
 	}
 	cfg, ast, _ := initHost(t, "Port 22\nListenAddress 0.0.0.0:2200\n")
-	p, _, _ := initPolicy(t, "--sshd-config", cfg, "--asterisk-dir", ast)
+	p, _, _ := initPolicy(t, "--sshd-config", cfg)
 	if got := ports(p); len(got) != 1 || got[0] != 2200 {
 		t.Errorf("ssh.ports = %v, want [2200]", got)
 	}
@@ -143,7 +148,7 @@ func TestInitSSHPorts(t *testing.T) {
 	// A named file that does not exist is an error; nothing is written.
 	missing := filepath.Join(t.TempDir(), "sshd_config")
 	out := filepath.Join(t.TempDir(), "sipwall.yaml")
-	code, _, stderr := run(t, "init", "-o", out, "--sshd-config", missing, "--asterisk-dir", ast)
+	code, _, stderr := run(t, "init", "-o", out, "--sshd-config", missing)
 	if code != exitUsage || !strings.Contains(stderr, "--sshd-config "+missing+": no such file or directory") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
@@ -154,7 +159,7 @@ func TestInitSSHPorts(t *testing.T) {
 	old := initSSHDConfig
 	initSSHDConfig = missing
 	t.Cleanup(func() { initSSHDConfig = old })
-	p, _, stderr = initPolicy(t, "--asterisk-dir", ast)
+	p, _, stderr = initPolicy(t)
 	if got := ports(p); len(got) != 1 || got[0] != 22 {
 		t.Errorf("ssh.ports = %v, want [22]", got)
 	}
@@ -165,7 +170,7 @@ func TestInitSSHPorts(t *testing.T) {
 	}
 	// The SSH session's port is used when sshd_config cannot be read.
 	t.Setenv("SSH_CONNECTION", "198.51.100.5 50000 192.0.2.10 2022")
-	p, _, stderr = initPolicy(t, "--asterisk-dir", ast)
+	p, _, stderr = initPolicy(t)
 	if got := ports(p); len(got) != 1 || got[0] != 2022 || strings.Contains(stderr, "22 assumed") {
 		t.Errorf("ssh.ports = %v (%s), want [2022]", got, stderr)
 	}
