@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/htmlreport"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -53,7 +53,7 @@ func runReplay(e *env) int {
 		fmt.Fprintln(e.stderr, "sipwall replay: --local: give the host's address(es), like --local 192.0.2.10,2001:db8::10")
 		return exitUsage
 	}
-	backend, err := compile.ParseBackend(*backendName)
+	name, err := backend.Parse(*backendName)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: --backend: %v\n", err)
 		return exitUsage
@@ -62,19 +62,19 @@ func runReplay(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	rs, err := compilePolicy(e.ctx, p, backend, *profile)
+	rs, err := compilePolicy(e.ctx, p, name, *profile)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
 		return exitUsage
 	}
-	prog, err := engine.Compile(rs, engine.Backend(backend))
+	prog, err := engine.Compile(rs, name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
 		return exitFailure
 	}
 	opt := replay.Options{
 		Local: locals, Iface: *iface, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents,
-		Guard: backend == compile.NFTables && !*noGuard,
+		Guard: name == backend.NFTables && !*noGuard,
 	}
 	for _, s := range p.SIP.Scanners.Signatures {
 		opt.Signatures = append(opt.Signatures, replay.Signature{Match: s.Match, IgnoreCase: s.IgnoreCase})
