@@ -201,6 +201,16 @@ func (d *Decisions) Apply(s *Stream, startup bool, now time.Time, lookup Lookup)
 			if was {
 				delete(d.enforced, p)
 				ch.Del = append(ch.Del, p)
+				if !p.IsSingleIP() {
+					// The kernel's list folds an address into a network
+					// that holds it: lifting the network must put back
+					// what is still banned inside it.
+					for q := range d.enforced {
+						if q.Bits() > p.Bits() && p.Contains(q.Addr()) && !touched[q] {
+							ch.Set = append(ch.Set, d.want(q))
+						}
+					}
+				}
 			}
 			continue
 		}

@@ -1,10 +1,13 @@
 package crowdsec
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
 func dec(id int64, scope, value, dur string) Decision {
@@ -111,5 +114,32 @@ func TestParseValue(t *testing.T) {
 		if err != nil || p.String() != c.want {
 			t.Errorf("%s %s = %v, %v; want %s", c.scope, c.value, p, err, c.want)
 		}
+	}
+}
+
+func TestSinkOnFakeStore(t *testing.T) {
+	store := backend.NewFakeStore(backend.FakeSets(List))
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sink := StoreSink{Store: store, Now: func() time.Time { return now }}
+	d := NewDecisions(nil)
+	ctx := context.Background()
+	apply := func(s *Stream, startup bool) {
+		t.Helper()
+		if err := sink.Apply(ctx, d.Apply(s, startup, now, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(&Stream{New: []Decision{dec(1, "Ip", "100.80.0.77", "8h"), dec(2, "Ip", "203.0.113.7", "1h")}}, true)
+	// A range over a banned address (the kernel stores fold the address
+	// into it).
+	apply(&Stream{New: []Decision{dec(3, "Range", "100.80.0.0/24", "1h")}}, false)
+	if s := store.String(); !strings.Contains(s, "100.80.0.0/24") {
+		t.Fatalf("after the range:\n%s", s)
+	}
+	// Lifting the range puts the address, still banned, back.
+	store.Delete(ctx, []backend.Entry{{List: List, Prefix: netip.MustParsePrefix("100.80.0.77/32")}}) // as folded
+	apply(&Stream{Deleted: []Decision{dec(3, "Range", "100.80.0.0/24", "-1s")}}, false)
+	if s := store.String(); strings.Contains(s, "100.80.0.0/24") || !strings.Contains(s, "100.80.0.77") {
+		t.Fatalf("after lifting the range:\n%s", s)
 	}
 }
