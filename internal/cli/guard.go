@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/apply"
 	sw "github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard"
@@ -21,6 +22,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/inspect"
 	"github.com/sipwall/sipwall/internal/guard/jail"
 	"github.com/sipwall/sipwall/internal/guard/live"
+	"github.com/sipwall/sipwall/internal/guard/status"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/policy"
 )
@@ -414,6 +416,9 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 		cfg.Group = compile.InspectGroup
 	}
 
+	// What guard says of itself in the state directory (apply and status read it).
+	cfg.Status = &status.Status{Backend: string(name), PolicyFile: p.Source, Mode: p.SIP.Mode, Inspect: cfg.Inspect != nil}
+	cfg.Status.PolicyHash, _ = apply.HashFile(p.Source)
 	g, err := live.New(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)

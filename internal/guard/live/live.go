@@ -35,6 +35,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/jail"
 	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
+	"github.com/sipwall/sipwall/internal/guard/status"
 	"github.com/sipwall/sipwall/internal/packet"
 )
 
@@ -101,6 +102,12 @@ type Config struct {
 	Metrics *Metrics
 	Health  *Health
 	Log     *slog.Logger
+
+	// Status, when set, is what guard says of itself in StateDir's status
+	// file (package status), rewritten every status.Every with its
+	// process, last event and problems filled in, and removed when it
+	// stops: apply and status read it.
+	Status *status.Status
 }
 
 // Guard is a running daemon.
@@ -115,6 +122,8 @@ type Guard struct {
 	admitted map[netip.Addr]time.Time // admitted by the inspector in this run
 	trusted  map[netip.Addr]string    // resolved trusted host addresses
 	recent   map[netip.Addr]time.Time // inspector decisions, to skip packets in flight
+	lastAt   time.Time                // the last event or inspector decision
+	lastWhat string
 }
 
 // New checks cfg and prepares a Guard.
@@ -199,6 +208,10 @@ func (g *Guard) Run(parent context.Context) error {
 		start("lists", g.listsLoop)
 	}
 	start("prune", g.pruneLoop)
+	if g.cfg.Status != nil && g.cfg.StateDir != "" {
+		start("status", g.statusLoop)
+		defer status.Remove(g.cfg.StateDir, os.Getpid())
+	}
 	g.log.Info("guard running", "logs", len(g.cfg.Logs), "ami", len(g.cfg.AMI), "inspector", g.cfg.Inspect != nil)
 	<-ctx.Done()
 	wg.Wait()
@@ -337,6 +350,7 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 		}
 	}
 	g.mu.Lock()
+	g.lastAt, g.lastWhat = read, ev.Kind.String()+" from "+ev.Addr.String()
 	if name, ok := g.trusted[ev.Addr.Unmap()]; ok {
 		g.mu.Unlock()
 		g.log.Debug("failure from a trusted host ignored", "addr", ev.Addr, "host", name, "event", ev.Kind.String())
@@ -433,6 +447,7 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 		return // packets that were in flight when the source was decided
 	}
 	g.recent[r.Src] = now.Add(5 * time.Second)
+	g.lastAt, g.lastWhat = now, r.Verdict.String()+" "+r.Src.String()+" ("+r.Reason.String()+")"
 	if r.Verdict == inspect.Admit {
 		g.admitted[r.Src] = now
 	}
@@ -583,6 +598,29 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 				}
 			}
 			g.mu.Unlock()
+		}
+	}
+}
+
+// statusLoop rewrites the status file every status.Every.
+func (g *Guard) statusLoop(ctx context.Context) error {
+	st := *g.cfg.Status
+	st.PID, st.Started = os.Getpid(), time.Now()
+	t := time.NewTicker(status.Every)
+	defer t.Stop()
+	for {
+		g.mu.Lock()
+		st.LastEvent, st.LastEventWhat = g.lastAt, g.lastWhat
+		g.mu.Unlock()
+		st.Updated, st.Problems = time.Now(), g.h.Check()
+		if err := status.Write(g.cfg.StateDir, st); err != nil {
+			g.m.Errors.WithLabelValues("status").Inc()
+			g.log.Warn("writing the status file", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
 }
