@@ -100,7 +100,7 @@ func runApply(e *env) int {
 	}
 	gen.PolicyFile = absPath(*file)
 	gen.PolicyHash, _ = apply.HashFile(*file)
-	plan := planGuard(e.ctx, p, name, *stateDir, gen.PolicyHash, *withoutGuard)
+	plan := planGuard(e.ctx, p, name, *stateDir, *withoutGuard)
 	if plan.refusal != "" {
 		fmt.Fprintf(e.stderr, "sipwall apply: %s\n", plan.refusal)
 		return exitFailure
@@ -111,7 +111,7 @@ func runApply(e *env) int {
 		return exitFailure
 	}
 	if plan.restart {
-		if err := startGuard(e.ctx, e.stdout, name, *stateDir, gen.PolicyHash, guardStartWait); err != nil {
+		if err := startGuard(e.ctx, e.stdout, name, *stateDir, guardStartWait); err != nil {
 			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 			if _, rerr := m.Rollback(e.ctx); rerr != nil {
 				fmt.Fprintf(e.stderr, "sipwall apply: rolling back: %v\n", rerr)
@@ -258,7 +258,9 @@ func runStatus(e *env) int {
 		if s.Drift {
 			out["drift_detail"] = s.DriftDetail
 		}
-		out["guard"] = guardHealthJSON(*stateDir)
+		if g, ok := guardStatus(*stateDir); ok {
+			out["guard"] = g
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -278,7 +280,12 @@ func runStatus(e *env) int {
 		} else {
 			fmt.Fprintln(e.stdout, "drift:    none")
 		}
-		fmt.Fprintln(e.stdout, guardHealthText(*stateDir, c.Backend, c.PolicyHash))
+		if w := guardMissing(*stateDir, c.Backend); w != "" {
+			fmt.Fprintln(e.stdout, w)
+		}
+	}
+	if !*asJSON {
+		printGuardStatus(e.stdout, *stateDir)
 	}
 	if s.Drift {
 		return exitFailure

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/backend"
-	"github.com/sipwall/sipwall/internal/guard/status"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -65,28 +64,38 @@ type guardPlan struct {
 	note string
 }
 
+// guardRunning reports whether sipwall guard runs for state directory
+// stateDir (its status file says so and its process is alive), and why not.
+func guardRunning(stateDir string) (backend.Name, int, bool, string) {
+	st, ok := guardStatus(stateDir)
+	switch {
+	case !ok:
+		return "", 0, false, "sipwall guard has never run with state directory " + stateDir
+	case !st.Running:
+		return backend.Name(st.Backend), st.PID, false, "sipwall guard stopped at " + st.At.Format(time.RFC3339)
+	}
+	return backend.Name(st.Backend), st.PID, true, ""
+}
+
 // planGuard decides, before anything changes, whether the ruleset can be
 // applied as far as guard is concerned: guard runs (for this state
 // directory), or its unit can be started, or --without-guard was given.
-func planGuard(ctx context.Context, p *policy.Policy, name backend.Name, stateDir, policyHash string, without bool) guardPlan {
+func planGuard(ctx context.Context, p *policy.Policy, name backend.Name, stateDir string, without bool) guardPlan {
 	if !needsGuard(p, name) {
 		return guardPlan{}
 	}
-	s, running, why := status.Check(stateDir, time.Now())
-	if running {
-		if s.Backend == string(name) && s.PolicyHash == policyHash {
-			return guardPlan{}
-		}
-		if guardUnit.Installed(ctx) {
-			return guardPlan{restart: true}
-		}
-		return guardPlan{note: fmt.Sprintf("sipwall guard (pid %d) runs with backend %s and policy %s: restart it so that it follows this apply", s.PID, s.Backend, shortHash(s.PolicyHash))}
-	}
-	if without {
-		return guardPlan{note: "--without-guard: " + why + "; until `sipwall guard` runs, no phone is admitted by its knock (only trusted and allowed sources reach SIP)"}
-	}
-	if guardUnit.Installed(ctx) {
+	runsWith, pid, running, why := guardRunning(stateDir)
+	switch {
+	case guardUnit.Installed(ctx):
+		// Restarted after the apply: guard follows the new ruleset
+		// and policy.
 		return guardPlan{restart: true}
+	case running && runsWith == name:
+		return guardPlan{note: fmt.Sprintf("sipwall guard (pid %d) keeps running: restart it if the policy's guard or sip settings changed", pid)}
+	case running:
+		return guardPlan{note: fmt.Sprintf("sipwall guard (pid %d) runs with backend %s: restart it so that it follows this apply", pid, runsWith)}
+	case without:
+		return guardPlan{note: "--without-guard: " + why + "; until `sipwall guard` runs, no phone is admitted by its knock (only trusted and allowed sources reach SIP)"}
 	}
 	return guardPlan{refusal: fmt.Sprintf("with nftables the %s knock is checked by `sipwall guard`, and %s: applied now, no phone would be admitted and SIP would be closed to all but trusted and allowed sources. "+
 		"Install its unit (install -m 644 dist/systemd/%s /etc/systemd/system/ && systemctl enable %s; apply then starts it), "+
@@ -94,23 +103,24 @@ func planGuard(ctx context.Context, p *policy.Policy, name backend.Name, stateDi
 		p.SIP.Mode, why, guardUnitName, guardUnitName)}
 }
 
-// startGuard restarts guard's unit after an apply and waits until it says
-// it runs with the applied backend and policy.
-func startGuard(ctx context.Context, w io.Writer, name backend.Name, stateDir, policyHash string, wait time.Duration) error {
-	before := time.Now()
+// startGuard restarts guard's unit after an apply and waits until guard
+// says it runs, started after the apply, with the applied backend.
+func startGuard(ctx context.Context, w io.Writer, name backend.Name, stateDir string, wait time.Duration) error {
+	before := time.Now().Add(-time.Second)
 	if err := guardUnit.Restart(ctx); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		s, running, why := status.Check(stateDir, time.Now())
-		if running && s.Backend == string(name) && s.PolicyHash == policyHash && !s.Started.Before(before.Add(-time.Second)) {
-			fmt.Fprintf(w, "sipwall guard runs (pid %d, %s)\n", s.PID, guardUnitName)
+		st, ok := guardStatus(stateDir)
+		if ok && st.Running && backend.Name(st.Backend) == name && !st.At.Before(before) {
+			fmt.Fprintf(w, "sipwall guard runs (pid %d, %s)\n", st.PID, guardUnitName)
 			return nil
 		}
 		if time.Now().After(deadline) {
+			_, _, _, why := guardRunning(stateDir)
 			if why == "" {
-				why = fmt.Sprintf("it runs with backend %s and policy %s", s.Backend, shortHash(s.PolicyHash))
+				why = fmt.Sprintf("the guard that runs started before this apply or with backend %s", st.Backend)
 			}
 			return fmt.Errorf("%s did not report running within %s (%s); see journalctl -u %s", guardUnitName, wait, why, guardUnitName)
 		}
@@ -122,6 +132,22 @@ func startGuard(ctx context.Context, w io.Writer, name backend.Name, stateDir, p
 	}
 }
 
+// guardMissing is status's warning when the applied ruleset needs guard
+// (nftables) and guard does not run.
+func guardMissing(stateDir string, applied backend.Name) string {
+	if applied != backend.NFTables {
+		return ""
+	}
+	runsWith, _, running, why := guardRunning(stateDir)
+	switch {
+	case !running:
+		return "guard:    NOT RUNNING (" + why + "): with nftables the hostname knock and the scanner signatures need it; start " + guardUnitName
+	case runsWith != applied:
+		return fmt.Sprintf("guard:    runs with backend %s but %s is applied: restart it", runsWith, applied)
+	}
+	return ""
+}
+
 // autoAvoidsGuard changes auto's choice of nftables to iptables when the
 // policy's SIP admission would need a guard that neither runs nor can be
 // started, and iptables is there: auto never picks a backend that would
@@ -131,7 +157,7 @@ func autoAvoidsGuard(ctx context.Context, p *policy.Policy, name backend.Name, w
 	if !needsGuard(p, name) || (st != nil && st.Current != nil) {
 		return name, why
 	}
-	if _, running, _ := status.Check(stateDir, time.Now()); running || guardUnit.Installed(ctx) {
+	if _, _, running, _ := guardRunning(stateDir); running || guardUnit.Installed(ctx) {
 		return name, why
 	}
 	if _, err := exec.LookPath("iptables-restore"); err != nil {
@@ -143,52 +169,3 @@ func autoAvoidsGuard(ctx context.Context, p *policy.Policy, name backend.Name, w
 	return backend.IPTables, why + "; but nftables would need `sipwall guard` for the " + p.SIP.Mode + " knock, which neither runs nor is installed, so iptables (the knock in the kernel)"
 }
 
-func shortHash(h string) string { return h[:min(12, len(h))] }
-
-// guardHealthJSON is guard's health for `status --json`.
-func guardHealthJSON(stateDir string) map[string]any {
-	s, running, why := status.Check(stateDir, time.Now())
-	out := map[string]any{"running": running}
-	if why != "" {
-		out["why"] = why
-	}
-	if s != nil {
-		out["pid"], out["backend"], out["policy_hash"], out["mode"] = s.PID, s.Backend, s.PolicyHash, s.Mode
-		out["inspector"], out["started"], out["updated"] = s.Inspect, s.Started, s.Updated
-		if !s.LastEvent.IsZero() {
-			out["last_event"], out["last_event_what"] = s.LastEvent, s.LastEventWhat
-		}
-		out["problems"] = append([]string{}, s.Problems...)
-	}
-	return out
-}
-
-// guardHealthText is guard's health for `status`: running or not, the
-// backend and policy it enforces against the applied ones, its last event
-// and its inputs' problems.
-func guardHealthText(stateDir string, applied backend.Name, policyHash string) string {
-	s, running, why := status.Check(stateDir, time.Now())
-	if !running {
-		line := "guard:    not running (" + why + ")"
-		if applied == backend.NFTables {
-			line += "\n          with nftables the hostname knock and the scanner signatures need it: start sipwall-guard.service"
-		}
-		return line
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "guard:    running, pid %d since %s, backend %s, policy sha256 %s", s.PID, s.Started.Format(time.RFC3339), s.Backend, shortHash(s.PolicyHash))
-	if s.Backend != string(applied) {
-		fmt.Fprintf(&b, "\n          guard runs with %s but %s is applied: restart it", s.Backend, applied)
-	} else if s.PolicyHash != policyHash {
-		b.WriteString("\n          guard runs with another policy than the one applied: restart it")
-	}
-	if s.LastEvent.IsZero() {
-		b.WriteString("\n          no event yet")
-	} else {
-		fmt.Fprintf(&b, "\n          last event %s: %s", s.LastEvent.Format(time.RFC3339), s.LastEventWhat)
-	}
-	for _, p := range s.Problems {
-		fmt.Fprintf(&b, "\n          problem: %s", p)
-	}
-	return b.String()
-}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/ir"
@@ -51,6 +52,18 @@ const (
 	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
 	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
 )
+
+// signaturePrefix starts the comment of a rule or of a scanners-list
+// entry that a scanner signature decided.
+const signaturePrefix = "scanner signature "
+
+// SignatureComment is the comment of a scanners-list entry banned for
+// carrying signature (guard's inspector writes it with the ban): sipwall
+// stats counts the list's sources by signature with SignatureOf.
+func SignatureComment(signature string) string { return signaturePrefix + signature }
+
+// SignatureOf returns the signature a SignatureComment names.
+func SignatureOf(comment string) (string, bool) { return strings.CutPrefix(comment, signaturePrefix) }
 
 // Chain names of the sipwall profile.
 const (

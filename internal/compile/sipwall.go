@@ -52,7 +52,7 @@ func (c *compiler) raw() {
 		}
 		for _, s := range p.SIP.Scanners.Signatures {
 			ms := append(append([]ir.Match(nil), unknown...), ir.String{Pattern: s.Match, IgnoreCase: s.IgnoreCase, To: 65535})
-			appendRules(sip, rule(ir.KindScannerSignature, "scanner signature "+s.Match, ir.JumpTo(ChainScanner), ms...))
+			appendRules(sip, rule(ir.KindScannerSignature, SignatureComment(s.Match), ir.JumpTo(ChainScanner), ms...))
 		}
 		c.knock(sip)
 	}

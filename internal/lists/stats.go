@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
 )
 
@@ -42,8 +43,19 @@ type Stats struct {
 	Groups  []Group        `json:"groups"`
 	Lists   map[string]int `json:"lists"`
 	Rules   []Counter      `json:"rules"`
+	// Signatures are the sources in the scanners list now, by the
+	// signature that banned them, as guard's inspector records it with the
+	// ban (nftables, where the kernel cannot match signatures): busiest
+	// first.
+	Signatures []Signature `json:"signatures,omitempty"`
 	// Note says why the counters are not grouped, when they are not.
 	Note string `json:"note,omitempty"`
+}
+
+// Signature is how many sources listed as scanners a signature banned.
+type Signature struct {
+	Signature string `json:"signature"`
+	Sources   int    `json:"sources"`
 }
 
 // Stats reads the counters of sipwall's rules from the kernel, maps them
@@ -75,9 +87,20 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	for _, n := range Names {
 		st.Lists[n] = 0
 	}
+	bySig := map[string]int{}
 	for _, e := range entries {
 		st.Lists[e.List]++
+		if sig, ok := compile.SignatureOf(e.Comment); ok && e.List == compile.SetScanners {
+			bySig[sig]++
+		}
 	}
+	for sig, n := range bySig {
+		st.Signatures = append(st.Signatures, Signature{Signature: sig, Sources: n})
+	}
+	sort.Slice(st.Signatures, func(i, j int) bool {
+		a, b := st.Signatures[i], st.Signatures[j]
+		return a.Sources > b.Sources || (a.Sources == b.Sources && a.Signature < b.Signature)
+	})
 	return st, nil
 }
 
@@ -130,6 +153,12 @@ func (st *Stats) Summary() []string {
 				}
 				out = append(out, fmt.Sprintf("    %-46s %12d packets %10s", name, r.Packets, HumanBytes(r.Bytes)))
 			}
+		}
+	}
+	if len(st.Signatures) > 0 {
+		out = append(out, "SIP scanners listed now, by the signature that banned them:")
+		for _, x := range st.Signatures {
+			out = append(out, fmt.Sprintf("    %-46s %12d sources", x.Signature, x.Sources))
 		}
 	}
 	var ls []string

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
 	sw "github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/guard/ban"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
@@ -78,7 +81,7 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 			srv, inet := nstest.New(t, "ssrv"), nstest.New(t, "sinet")
 			nstest.WireLab(t, srv, inet)
 			nstest.Run(t, srv, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
-			for _, a := range []string{"203.0.113.60/32", "203.0.113.61/32", "203.0.113.62/32", "10.1.2.3/32"} {
+			for _, a := range []string{"203.0.113.60/32", "203.0.113.61/32", "203.0.113.62/32", "203.0.113.63/32", "10.1.2.3/32"} {
 				nstest.Run(t, "", "ip", "-n", inet, "addr", "add", a, "dev", "eth0")
 			}
 			// The generation records where the kernel lists each rule
@@ -102,6 +105,13 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 			sendUDP(t, inet, "203.0.113.60", 5060, sipOptions("friendly-scanner"))
 			time.Sleep(50 * time.Millisecond)
 			sendUDP(t, inet, "203.0.113.60", 5060, sipOptions("friendly-scanner"))
+			// A scanner guard's inspector banned (nftables' way), through
+			// guard's own Banner, then one of its packets.
+			g := ban.Store{Sets: store.Kernel}
+			if err := g.AddWhy(ctx, compile.SetScanners, netip.MustParseAddr("203.0.113.63"), time.Hour, compile.SignatureComment("sipvicious")); err != nil {
+				t.Fatal(err)
+			}
+			sendUDP(t, inet, "203.0.113.63", 5060, sipOptions("sipvicious"))
 			// A port scanner: a trap port, then SSH while trapped.
 			syn(t, inet, "203.0.113.61", 23)
 			syn(t, inet, "203.0.113.61", 2222)
@@ -132,14 +142,15 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 			if b == "iptables" {
 				want["scanner-signature"] = 1 // the scanner's first packet, by its signature
 				want["scanner-ban"] = 1
-				want["scanner-banned"] = 1 // its second packet
+				want["scanner-banned"] = 2 // its second packet, and the packet of the one guard banned
 				want["knock"] = 1          // the flood's first REGISTER names the secret hostname
 			} else {
 				// Without guard running, every SIP packet of an unknown
-				// source goes to the inspector and nobody is banned by
-				// signature: 2 from the scanner, 40 from the flood.
+				// source goes to the inspector and the kernel bans
+				// nobody by signature: 2 from the scanner, 40 from the
+				// flood.
 				want["scanner-inspected"] = 42
-				want["scanner-banned"] = 0
+				want["scanner-banned"] = 1 // the packet of the one guard banned
 			}
 			for k, n := range want {
 				if got[k] != n {
@@ -166,6 +177,10 @@ func TestStatsGroupsCountRealPackets(t *testing.T) {
 						}
 					}
 				}
+			}
+			// The sources listed per signature, as guard recorded them.
+			if len(st.Signatures) != 1 || st.Signatures[0] != (lists.Signature{Signature: "sipvicious", Sources: 1}) {
+				t.Errorf("scanners by signature: %+v, want sipvicious 1", st.Signatures)
 			}
 			if t.Failed() || testing.Verbose() {
 				for _, line := range st.Summary() {

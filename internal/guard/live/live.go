@@ -35,8 +35,8 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/jail"
 	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
-	"github.com/sipwall/sipwall/internal/guard/status"
 	"github.com/sipwall/sipwall/internal/packet"
+	"github.com/sipwall/sipwall/internal/policy"
 )
 
 // Ban reasons, as in the bans_total metric and the log.
@@ -62,6 +62,8 @@ type Config struct {
 	StateDir string
 	// Poll is how often the files are checked for new lines (default 10 ms).
 	Poll time.Duration
+	// MaxLine is the longest line read (follow.DefaultMaxLine if <= 0).
+	MaxLine int
 	// A Logs entry "journal:UNIT" follows that systemd unit's journal
 	// through Journalctl (default "journalctl" from PATH), a child process
 	// started again with backoff when it exits; the cursor is kept in
@@ -102,12 +104,6 @@ type Config struct {
 	Metrics *Metrics
 	Health  *Health
 	Log     *slog.Logger
-
-	// Status, when set, is what guard says of itself in StateDir's status
-	// file (package status), rewritten every status.Every with its
-	// process, last event and problems filled in, and removed when it
-	// stops: apply and status read it.
-	Status *status.Status
 }
 
 // Guard is a running daemon.
@@ -122,8 +118,6 @@ type Guard struct {
 	admitted map[netip.Addr]time.Time // admitted by the inspector in this run
 	trusted  map[netip.Addr]string    // resolved trusted host addresses
 	recent   map[netip.Addr]time.Time // inspector decisions, to skip packets in flight
-	lastAt   time.Time                // the last event or inspector decision
-	lastWhat string
 }
 
 // New checks cfg and prepares a Guard.
@@ -208,10 +202,6 @@ func (g *Guard) Run(parent context.Context) error {
 		start("lists", g.listsLoop)
 	}
 	start("prune", g.pruneLoop)
-	if g.cfg.Status != nil && g.cfg.StateDir != "" {
-		start("status", g.statusLoop)
-		defer status.Remove(g.cfg.StateDir, os.Getpid())
-	}
 	g.log.Info("guard running", "logs", len(g.cfg.Logs), "ami", len(g.cfg.AMI), "inspector", g.cfg.Inspect != nil)
 	<-ctx.Done()
 	wg.Wait()
@@ -230,7 +220,7 @@ func (g *Guard) Run(parent context.Context) error {
 
 // follow delivers the failures of one log file.
 func (g *Guard) follow(ctx context.Context, path string) error {
-	opts := follow.Options{FromEnd: true}
+	opts := follow.Options{FromEnd: true, MaxLine: g.cfg.MaxLine}
 	if g.cfg.StateDir != "" {
 		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
 			return err
@@ -247,11 +237,21 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 		fl.Close()
 	}()
 	input := "log " + path
-	g.h.Set(input, "")
+	// A file that does not exist yet keeps its problem (set at start)
+	// until its first line arrives.
+	_, statErr := os.Stat(path)
+	waiting := statErr != nil
+	if !waiting {
+		g.h.Set(input, "")
+	}
 	g.m.Up.WithLabelValues(input).Set(1)
 	defer g.m.Up.WithLabelValues(input).Set(0)
 	err = fl.Run(ctx, g.cfg.Poll, func(line []byte) {
 		read := time.Now()
+		if waiting {
+			waiting = false
+			g.h.Set(input, "")
+		}
 		ev, res, _ := events.ClassifyIn(line, time.Local)
 		switch res {
 		case events.Matched:
@@ -268,7 +268,7 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 
 // JournalPrefix marks a Logs entry naming a systemd unit whose journal is
 // followed: "journal:asterisk.service".
-const JournalPrefix = "journal:"
+const JournalPrefix = policy.JournalPrefix
 
 // journal delivers the failures in one unit's journal entries. journalctl
 // exiting is not fatal: it is started again with backoff, and the input is
@@ -350,7 +350,6 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 		}
 	}
 	g.mu.Lock()
-	g.lastAt, g.lastWhat = read, ev.Kind.String()+" from "+ev.Addr.String()
 	if name, ok := g.trusted[ev.Addr.Unmap()]; ok {
 		g.mu.Unlock()
 		g.log.Debug("failure from a trusted host ignored", "addr", ev.Addr, "host", name, "event", ev.Kind.String())
@@ -447,7 +446,6 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 		return // packets that were in flight when the source was decided
 	}
 	g.recent[r.Src] = now.Add(5 * time.Second)
-	g.lastAt, g.lastWhat = now, r.Verdict.String()+" "+r.Src.String()+" ("+r.Reason.String()+")"
 	if r.Verdict == inspect.Admit {
 		g.admitted[r.Src] = now
 	}
@@ -466,7 +464,14 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 			g.log.Warn("scanner signature from a never-banned address", "addr", r.Src.String(), "match", r.Match, "why", why)
 			return
 		}
-		if err := g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor); err != nil {
+		add := func() error { return g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor) }
+		if ex, ok := g.cfg.Banner.(ban.Explainer); ok {
+			// The entry names the signature: stats counts scanners by it.
+			add = func() error {
+				return ex.AddWhy(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor, compile.SignatureComment(r.Match))
+			}
+		}
+		if err := add(); err != nil {
 			g.m.Errors.WithLabelValues("ban").Inc()
 			g.log.Error("ban failed", "addr", r.Src, "err", err)
 			return
@@ -598,29 +603,6 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 				}
 			}
 			g.mu.Unlock()
-		}
-	}
-}
-
-// statusLoop rewrites the status file every status.Every.
-func (g *Guard) statusLoop(ctx context.Context) error {
-	st := *g.cfg.Status
-	st.PID, st.Started = os.Getpid(), time.Now()
-	t := time.NewTicker(status.Every)
-	defer t.Stop()
-	for {
-		g.mu.Lock()
-		st.LastEvent, st.LastEventWhat = g.lastAt, g.lastWhat
-		g.mu.Unlock()
-		st.Updated, st.Problems = time.Now(), g.h.Check()
-		if err := status.Write(g.cfg.StateDir, st); err != nil {
-			g.m.Errors.WithLabelValues("status").Inc()
-			g.log.Warn("writing the status file", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
 		}
 	}
 }
