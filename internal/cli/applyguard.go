@@ -168,4 +168,3 @@ func autoAvoidsGuard(ctx context.Context, p *policy.Policy, name backend.Name, w
 	}
 	return backend.IPTables, why + "; but nftables would need `sipwall guard` for the " + p.SIP.Mode + " knock, which neither runs nor is installed, so iptables (the knock in the kernel)"
 }
-
