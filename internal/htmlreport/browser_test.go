@@ -18,6 +18,7 @@ import (
 	"github.com/sipwall/sipwall/internal/cli"
 	"github.com/sipwall/sipwall/internal/htmlreport"
 	"github.com/sipwall/sipwall/internal/lab"
+	"github.com/sipwall/sipwall/internal/netns/nstest"
 )
 
 const corpus = "../../../shared/corpus/pcap"
@@ -289,4 +290,76 @@ func TestLabReportInChromium(t *testing.T) {
 	browse(t, browser, page, "--screenshot="+shot, "--window-size=1280,1800")
 	checkScreenshot(t, shot, 1280, 1800)
 	t.Logf("screenshot: %s", shot)
+}
+
+// sipwall stats --html on a live ruleset in a namespace, after real
+// packets: the page's numbers are the kernel's, as --json says them.
+func TestStatsReportInChromium(t *testing.T) {
+	browser := chromium(t)
+	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft", "conntrack", "bash")
+	bin := filepath.Join(t.TempDir(), "sipwall")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sipwall").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	policyFile, _ := filepath.Abs("../../examples/lab.yaml")
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			srv, inet := nstest.New(t, "hsrv"), nstest.New(t, "hinet")
+			nstest.WireLab(t, srv, inet)
+			nstest.Run(t, "", "ip", "-n", inet, "addr", "add", "203.0.113.50/24", "dev", "eth0")
+			state := t.TempDir()
+			sipwall := func(args ...string) string {
+				t.Helper()
+				cmd := exec.Command("ip", append([]string{"netns", "exec", srv, bin}, args...)...)
+				cmd.Env = append(os.Environ(), "SIPWALL_STATE_DIR="+state, "SSH_CONNECTION=")
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("sipwall %v: %v\n%s", args, err, stderr.String())
+				}
+				return stdout.String()
+			}
+			sipwall("apply", "-c", policyFile, "--backend", backend, "--confirm", "0")
+			sipwall("ban", "198.51.100.7", "2001:db8:20::7")
+			// A scanner's OPTIONS, SIP without the knock, a trap port.
+			nstest.Run(t, inet, "bash", "-c", `for i in 1 2 3; do printf 'OPTIONS sip:100@192.0.2.10 SIP/2.0\r\nUser-Agent: friendly-scanner\r\n\r\n' >/dev/udp/192.0.2.10/5060; printf 'REGISTER sip:192.0.2.10 SIP/2.0\r\n\r\n' >/dev/udp/192.0.2.10/5062; done
+timeout 1 bash -c 'exec 3<>/dev/tcp/192.0.2.10/23' || true`)
+
+			jsonOut := sipwall("stats", "--json")
+			page := filepath.Join(t.TempDir(), "stats.html")
+			sipwall("stats", "--html", page)
+			dom, console := browse(t, browser, page, "--dump-dom")
+			if console != "" {
+				t.Errorf("console messages:\n%s", console)
+			}
+			if n := compareDOM(t, dom, []byte(jsonOut)); n < 20 {
+				t.Errorf("only %d numbers compared", n)
+			}
+			var st struct {
+				Lists  map[string]int `json:"lists"`
+				Groups []struct {
+					Packets uint64 `json:"packets"`
+				} `json:"groups"`
+			}
+			if err := json.Unmarshal([]byte(jsonOut), &st); err != nil {
+				t.Fatal(err)
+			}
+			var packets uint64
+			for _, g := range st.Groups {
+				packets += g.Packets
+			}
+			if st.Lists["banned"] < 2 || packets == 0 {
+				t.Errorf("the counters saw nothing: %s", jsonOut)
+			}
+			if backend == "iptables" {
+				dir := filepath.Join(os.TempDir(), "sipwall-screenshots")
+				os.MkdirAll(dir, 0o755)
+				shot := filepath.Join(dir, "stats.png")
+				os.Remove(shot)
+				browse(t, browser, page, "--screenshot="+shot, "--window-size=1280,1400")
+				checkScreenshot(t, shot, 1280, 1400)
+				t.Logf("screenshot: %s", shot)
+			}
+		})
+	}
 }
