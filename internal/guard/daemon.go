@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/backend"
@@ -31,6 +32,10 @@ var ErrNoSource = errors.New("no usable source")
 type kernelWriter struct {
 	banner ban.Banner
 	forget func(ctx context.Context, a netip.Addr) error
+	// store and maxTimeout are the set store itself and its longest
+	// timeout, for the fleet's lists (CrowdSec, feeds).
+	store      backend.SetStore
+	maxTimeout time.Duration
 }
 
 // openKernel returns guard's kernel writer: the applied backend's set store
@@ -47,8 +52,9 @@ var openKernel = func(ctx context.Context, name backend.Name, sets []backend.Set
 			return kernelWriter{}, err
 		}
 	}
+	store := be.Store(sets)
 	return kernelWriter{
-		banner: ban.Store{Sets: be.Store(sets)},
+		banner: ban.Store{Sets: store}, store: store, maxTimeout: be.MaxTimeout(),
 		forget: func(ctx context.Context, a netip.Addr) error {
 			a = a.Unmap()
 			_, err := be.ForgetFlows(ctx, []netip.Prefix{netip.PrefixFrom(a, a.BitLen())})
@@ -217,6 +223,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ic := inspect.FromPolicy(p)
 		cfg.Inspect = &ic
 		cfg.Group = compile.InspectGroup
+	}
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	var fleetWG sync.WaitGroup
+	defer fleetWG.Wait()
+	defer stopFleet()
+	if s.Fleet != nil {
+		if kw.store == nil {
+			return fmt.Errorf("crowdsec and feeds need the %s backend's set store", s.Backend)
+		}
+		_, cfg.OnBan = startFleet(fleetCtx, s.Fleet, kw.store, kw.maxTimeout, neverFromOutside(s.Jail.NeverBan), cfg.Metrics.Registry, log, &fleetWG)
 	}
 	g, err := live.New(cfg)
 	if err != nil {
