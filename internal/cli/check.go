@@ -25,13 +25,19 @@ func runCheck(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	findings := p.Lint(hostFacts())
+	findings, err := pure(e.ctx, func() ([]policy.Finding, error) { return p.Lint(hostFacts()), nil })
+	if err != nil {
+		return exitFailure // interrupted
+	}
 	// Both renderings must succeed; their notes say what is enforced where.
 	notes := map[string][]string{}
 	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
 		rs, err := compilePolicy(e.ctx, p, b, "sipwall")
 		if err == nil {
-			_, err = render.Files(rs, string(b))
+			_, err = pure(e.ctx, func() (map[string]string, error) { return render.Files(rs, string(b)) })
+		}
+		if e.ctx.Err() != nil {
+			return exitFailure // interrupted
 		}
 		if err != nil {
 			findings = append(findings, policy.Finding{Severity: policy.SevError, File: p.Source, Key: string(b), Message: err.Error()})
