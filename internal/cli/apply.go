@@ -237,6 +237,9 @@ func runStatus(e *env) int {
 		if s.Drift {
 			out["drift_detail"] = s.DriftDetail
 		}
+		if g, ok := guardStatus(*stateDir); ok {
+			out["guard"] = g
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -256,6 +259,9 @@ func runStatus(e *env) int {
 		} else {
 			fmt.Fprintln(e.stdout, "drift:    none")
 		}
+	}
+	if !*asJSON {
+		printGuardStatus(e.stdout, *stateDir)
 	}
 	if s.Drift {
 		return exitFailure
