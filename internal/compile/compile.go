@@ -11,27 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
 )
-
-// Backend is a rendering target.
-type Backend string
-
-// Backends.
-const (
-	IPTables Backend = "iptables"
-	NFTables Backend = "nftables"
-)
-
-// ParseBackend validates a --backend value.
-func ParseBackend(s string) (Backend, error) {
-	switch Backend(s) {
-	case IPTables, NFTables:
-		return Backend(s), nil
-	}
-	return "", fmt.Errorf("unknown backend %q (iptables or nftables)", s)
-}
 
 // InspectGroup is the nflog group on which the nftables ruleset hands SIP
 // packets of unknown sources to sipwall's userspace inspector.
@@ -86,7 +69,7 @@ const (
 
 // Options are the inputs of a compilation besides the policy.
 type Options struct {
-	Backend Backend
+	Backend backend.Name
 	// Resolved holds the addresses of policy.Trusted.Hosts, by name.
 	Resolved map[string][]netip.Addr
 }
@@ -97,7 +80,7 @@ var IPv6NeededICMP = []int{1, 2, 3, 4, 128, 129, 130, 131, 132, 133, 134, 135, 1
 
 // Compile builds the sipwall ruleset for p.
 func Compile(p *policy.Policy, o Options) (*ir.Ruleset, error) {
-	if o.Backend != IPTables && o.Backend != NFTables {
+	if o.Backend != backend.IPTables && o.Backend != backend.NFTables {
 		return nil, fmt.Errorf("compile: unknown backend %q", o.Backend)
 	}
 	c := &compiler{p: p, o: o, rs: &ir.Ruleset{Profile: "sipwall", Families: ir.IPv4}}
@@ -124,7 +107,7 @@ type compiler struct {
 	trustSIP []netip.Prefix
 }
 
-func (c *compiler) nft() bool { return c.o.Backend == NFTables }
+func (c *compiler) nft() bool { return c.o.Backend == backend.NFTables }
 
 // knocks reports whether SIP admission depends on a knock.
 func (c *compiler) knocks() bool {
