@@ -12,7 +12,6 @@ import (
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/backend"
 	_ "github.com/sipwall/sipwall/internal/backend/builtin" // the backends sipwall is built with
-	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
@@ -81,12 +80,12 @@ func runApply(e *env) int {
 	if name == "auto" {
 		name, why = apply.Detect(e.ctx, m.Host, st)
 	}
-	rs, err := compilePolicy(e.ctx, p, compile.Backend(name), "sipwall")
+	rs, err := compilePolicy(e.ctx, p, name, "sipwall")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitUsage
 	}
-	files, err := render.Files(rs, string(name))
+	files, err := render.Files(rs, name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
@@ -237,6 +236,9 @@ func runStatus(e *env) int {
 		if s.Drift {
 			out["drift_detail"] = s.DriftDetail
 		}
+		if g, ok := guardStatus(*stateDir); ok {
+			out["guard"] = g
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -256,6 +258,9 @@ func runStatus(e *env) int {
 		} else {
 			fmt.Fprintln(e.stdout, "drift:    none")
 		}
+	}
+	if !*asJSON {
+		printGuardStatus(e.stdout, *stateDir)
 	}
 	if s.Drift {
 		return exitFailure

@@ -8,29 +8,13 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
 )
-
-// Backend is a rendering target.
-type Backend string
-
-// Backends.
-const (
-	IPTables Backend = "iptables"
-	NFTables Backend = "nftables"
-)
-
-// ParseBackend validates a --backend value.
-func ParseBackend(s string) (Backend, error) {
-	switch Backend(s) {
-	case IPTables, NFTables:
-		return Backend(s), nil
-	}
-	return "", fmt.Errorf("unknown backend %q (iptables or nftables)", s)
-}
 
 // InspectGroup is the nflog group on which the nftables ruleset hands SIP
 // packets of unknown sources to sipwall's userspace inspector.
@@ -51,6 +35,18 @@ const (
 	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
 	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
 )
+
+// signaturePrefix starts the comment of a rule or of a scanners-list
+// entry that a scanner signature decided.
+const signaturePrefix = "scanner signature "
+
+// SignatureComment is the comment of a scanners-list entry banned for
+// carrying signature (guard's inspector writes it with the ban): sipwall
+// stats counts the list's sources by signature with SignatureOf.
+func SignatureComment(signature string) string { return signaturePrefix + signature }
+
+// SignatureOf returns the signature a SignatureComment names.
+func SignatureOf(comment string) (string, bool) { return strings.CutPrefix(comment, signaturePrefix) }
 
 // Chain names of the sipwall profile.
 const (
@@ -73,7 +69,7 @@ const (
 
 // Options are the inputs of a compilation besides the policy.
 type Options struct {
-	Backend Backend
+	Backend backend.Name
 	// Resolved holds the addresses of policy.Trusted.Hosts, by name.
 	Resolved map[string][]netip.Addr
 }
@@ -84,7 +80,7 @@ var IPv6NeededICMP = []int{1, 2, 3, 4, 128, 129, 130, 131, 132, 133, 134, 135, 1
 
 // Compile builds the sipwall ruleset for p.
 func Compile(p *policy.Policy, o Options) (*ir.Ruleset, error) {
-	if o.Backend != IPTables && o.Backend != NFTables {
+	if o.Backend != backend.IPTables && o.Backend != backend.NFTables {
 		return nil, fmt.Errorf("compile: unknown backend %q", o.Backend)
 	}
 	c := &compiler{p: p, o: o, rs: &ir.Ruleset{Profile: "sipwall", Families: ir.IPv4}}
@@ -111,7 +107,7 @@ type compiler struct {
 	trustSIP []netip.Prefix
 }
 
-func (c *compiler) nft() bool { return c.o.Backend == NFTables }
+func (c *compiler) nft() bool { return c.o.Backend == backend.NFTables }
 
 // knocks reports whether SIP admission depends on a knock.
 func (c *compiler) knocks() bool {
@@ -194,18 +190,15 @@ func dedupe(ps []netip.Prefix) []netip.Prefix {
 		}
 		return ps[i].Bits() < ps[j].Bits()
 	})
+	// Sorted by address then length, a prefix covering another comes
+	// first, and the prefixes kept are disjoint: only the last one kept can
+	// cover the next, so one pass is enough.
 	var out []netip.Prefix
 	for _, p := range ps {
-		covered := false
-		for _, q := range out {
-			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
-				covered = true
-				break
-			}
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue
 		}
-		if !covered {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -217,9 +210,9 @@ func (c *compiler) chain(t ir.Table, name string, hook ir.Hook, policy ir.Verdic
 	return ch
 }
 
-// rule builds a rule.
-func rule(comment string, v ir.Verdict, ms ...ir.Match) *ir.Rule {
-	return &ir.Rule{Matches: ms, Verdict: v, Comment: comment}
+// rule builds a rule of kind k.
+func rule(k ir.Kind, comment string, v ir.Verdict, ms ...ir.Match) *ir.Rule {
+	return &ir.Rule{Matches: ms, Verdict: v, Comment: comment, Kind: k}
 }
 
 func appendRules(ch *ir.Chain, rs ...*ir.Rule) { ch.Rules = append(ch.Rules, rs...) }
@@ -251,7 +244,7 @@ func byFamily(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
 }
 
 // srcRules returns one rule per family for prefixes (none for an empty family).
-func (c *compiler) srcRules(ps []netip.Prefix, dst bool, comment string, v ir.Verdict, extra ...ir.Match) []*ir.Rule {
+func (c *compiler) srcRules(k ir.Kind, ps []netip.Prefix, dst bool, comment string, v ir.Verdict, extra ...ir.Match) []*ir.Rule {
 	var out []*ir.Rule
 	v4, v6 := byFamily(ps)
 	for _, f := range []struct {
@@ -265,7 +258,7 @@ func (c *compiler) srcRules(ps []netip.Prefix, dst bool, comment string, v ir.Ve
 		if dst {
 			m = ir.Dst{Prefixes: f.ps}
 		}
-		r := rule(comment, v, append([]ir.Match{m}, extra...)...)
+		r := rule(k, comment, v, append([]ir.Match{m}, extra...)...)
 		r.Family = f.fam
 		out = append(out, r)
 	}

@@ -376,7 +376,7 @@ func (o *one) traffic(ctx context.Context) error {
 	rep.SSH.Phone = dialTCP(h.ns, h.addrs[0], serverV4, sshPort, 3*time.Second)
 	rep.SSH.BanFor = o.banFor.String()
 
-	lists := readLists(ctx, o.srv.ns, o.kind)
+	lists := o.readLists(ctx)
 	for _, a := range rep.Attackers {
 		c := o.counters(ctx, a.Name)
 		a.SIPSent, a.SIPAnswers, a.SYNSent, a.SYNACKs = c.SIPOut, c.SIPIn, c.SYNOut, c.SYNACKIn
@@ -403,7 +403,7 @@ func (o *one) traffic(ctx context.Context) error {
 		again := &Phone{}
 		o.phone(ctx, o.host(floodPhone.name), "udp", again)
 		rep.Flood.RegistersAfter = again.Registered && again.CallAnswered
-		rep.Flood.ListsAfter = readLists(ctx, o.srv.ns, o.kind).of(floodPhone.src)
+		rep.Flood.ListsAfter = o.readLists(ctx).of(floodPhone.src)
 	})
 	wg.Go(func() { o.comeback(ctx) })
 	wg.Wait()
@@ -539,7 +539,7 @@ func (o *one) comeback(ctx context.Context) {
 	after := o.counters(ctx, first.name)
 	d := after.minus(before)
 	cb.SIPSent, cb.SIPAnswers = d.SIPOut, d.SIPIn
-	cb.Lists = readLists(ctx, o.srv.ns, o.kind).of(first.src)
+	cb.Lists = o.readLists(ctx).of(first.src)
 	cb.Blocked = !cb.SSH && cb.SIPAnswers == 0
 }
 
@@ -562,7 +562,7 @@ func (o *one) saveRestore(ctx context.Context) {
 		sr.Detail = "flush: " + err.Error()
 		return
 	}
-	if left := readLists(ctx, o.srv.ns, o.kind); len(left) > 0 {
+	if left := o.readLists(ctx); len(left) > 0 {
 		sr.Detail = fmt.Sprintf("the flush left %d entries in the kernel", len(left))
 		return
 	}
@@ -572,7 +572,7 @@ func (o *one) saveRestore(ctx context.Context) {
 		sr.Detail = err.Error()
 		return
 	}
-	lists := readLists(ctx, o.srv.ns, o.kind)
+	lists := o.readLists(ctx)
 	scanner, phone := attackers[0], phones[0]
 	sr.ScannerLists, sr.PhoneLists = lists.of(scanner.src), lists.of(phone.src)
 	h := o.host(scanner.name)

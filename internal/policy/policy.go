@@ -47,6 +47,9 @@ type Policy struct {
 	Source string `yaml:"-"`
 	// pos maps a key path ("sip.hostnames") to its line in Source.
 	pos map[string]int
+	// flags maps a key path to the command-line flag that set its value
+	// (see SetByFlag).
+	flags map[string]string
 }
 
 // Interfaces names the host's interfaces.
@@ -178,7 +181,8 @@ type ExtraAccept struct {
 // thresholds that turn failures into bans (like fail2ban's jails, with
 // repeat offenders escalated), and the live SIP inspector.
 type Guard struct {
-	// Logs are Asterisk log files to follow (the security channel, messages, full).
+	// Logs are Asterisk log files to follow (the security channel, messages,
+	// full), or "journal:UNIT" for a systemd unit's journal.
 	Logs []string `yaml:"logs"`
 	// AMI is the Asterisk Manager Interface to read security events from.
 	AMI AMI `yaml:"ami"`
@@ -207,7 +211,16 @@ type Guard struct {
 	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.
 	ResolveEvery Duration `yaml:"resolve_every"`
 	SaveEvery    Duration `yaml:"save_every"`
+	// Poll is how often the log files are checked for new lines.
+	Poll Interval `yaml:"poll"`
+	// MaxLine is the longest log line read, in bytes; longer lines are
+	// skipped and counted.
+	MaxLine int `yaml:"max_line"`
 }
+
+// JournalPrefix marks a guard.logs entry that names a systemd unit whose
+// journal is followed: "journal:asterisk.service".
+const JournalPrefix = "journal:"
 
 // AMI is an Asterisk Manager Interface account.
 type AMI struct {

@@ -133,6 +133,14 @@ func TestBadPolicies(t *testing.T) {
 		{"guard metrics", minimal + "guard:\n  metrics: everywhere\n", "p.yaml:6: guard.metrics: \"everywhere\" is not an address:port"},
 		{"guard bantimes", minimal + "guard:\n  bantime: 2h\n  max_bantime: 1h\n", "p.yaml:7: guard.max_bantime: 1h is shorter than guard.bantime 2h"},
 		{"guard ami", minimal + "guard:\n  ami: {address: localhost}\n", "guard.ami.address: \"localhost\" is not host:port"},
+		{"guard ami user", minimal + "guard:\n  ami: {address: \"127.0.0.1:5038\"}\n", "p.yaml:6: guard.ami.user: an AMI address (guard.ami.address) needs a user"},
+		{"guard bantime beyond the kernel's", minimal + "guard:\n  bantime: 30d\n  max_bantime: 30d\n", "p.yaml:6: guard.bantime: 720h is out of range (1s to 596h31m23s)"},
+		{"guard bantime factor", minimal + "guard:\n  bantime_factor: 1000000000\n", "p.yaml:6: guard.bantime_factor: 1000000000 is out of range (1 to 100"},
+		{"guard findtime", minimal + "guard:\n  findtime: forever\n", "p.yaml:6: guard.findtime: 0s is out of range (1s to 168h)"},
+		{"guard max_line", minimal + "guard:\n  max_line: -5\n", "p.yaml:6: guard.max_line: -5 is out of range (256 to 1048576 bytes)"},
+		{"guard poll", minimal + "guard:\n  poll: 1h\n", "p.yaml:6: guard.poll: 1h is out of range (1ms to 10s)"},
+		{"guard poll syntax", minimal + "guard:\n  poll: often\n", "p.yaml:6: guard.poll: \"often\" is not a duration"},
+		{"guard journal unit", minimal + "guard:\n  logs: [\"journal:bad unit\"]\n", "p.yaml:6: guard.logs[0]: \"bad unit\" is not a systemd unit name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.yaml))
@@ -232,5 +240,50 @@ func TestLint(t *testing.T) {
 	v4only, _ := Parse("p.yaml", []byte(minimal+"ipv6: false\n"))
 	if !find(v4only.Lint(HostFacts{IPv6: true}), SevWarning, "ipv6", "every IPv6 port is open") {
 		t.Error("no IPv6 warning")
+	}
+}
+
+// TestGuardSectionFromFlags: values written onto the guard section by
+// command-line flags go through the same checks, and their errors name the
+// flag and the key instead of a line of the file.
+func TestGuardSectionFromFlags(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal+"guard:\n  bantime: 2h\n  max_bantime: 4h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("a loaded policy fails Validate: %v", err)
+	}
+	p.Guard.MaxLine = -5
+	p.SetByFlag("guard.max_line", "--max-line")
+	p.Guard.BanTime.Duration = 5 * time.Hour
+	p.SetByFlag("guard.bantime", "--bantime")
+	err = p.Validate()
+	for _, want := range []string{
+		"--max-line (guard.max_line): -5 is out of range (256 to 1048576 bytes)",
+		"p.yaml:7: guard.max_bantime: 4h is shorter than --bantime 5h",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if got := FlagErrors(err); len(got) != 1 || !strings.Contains(got[0].Error(), "--max-line") {
+		t.Errorf("FlagErrors = %v", got)
+	}
+	if w := p.Where("guard.bantime"); w != "--bantime" {
+		t.Errorf("Where(guard.bantime) = %q", w)
+	}
+	if w := p.Where("guard.max_bantime"); w != "p.yaml:7: guard.max_bantime" {
+		t.Errorf("Where(guard.max_bantime) = %q", w)
+	}
+	// The guard section alone, for a command without a policy file.
+	d := Default()
+	d.Guard.BanTimeFactor = 1000000000
+	d.SetByFlag("guard.bantime_factor", "--bantime-factor")
+	if err := d.ValidateGuard(); err == nil || !strings.Contains(err.Error(), "--bantime-factor (guard.bantime_factor): 1000000000 is out of range") {
+		t.Errorf("ValidateGuard: %v", err)
+	}
+	if err := Default().ValidateGuard(); err != nil {
+		t.Errorf("the defaults fail: %v", err)
 	}
 }

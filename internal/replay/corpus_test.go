@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -18,7 +19,7 @@ const corpusDir = "../../../shared/corpus/pcap"
 var labLocal = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8:10::10")}
 
 // labProgram compiles examples/lab.yaml for backend b.
-func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Program) {
+func labProgram(t testing.TB, b backend.Name) (*policy.Policy, *engine.Program) {
 	t.Helper()
 	p, err := policy.LoadFile("../../examples/lab.yaml")
 	if err != nil {
@@ -28,7 +29,7 @@ func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Progra
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := engine.Compile(rs, engine.Backend(b))
+	prog, err := engine.Compile(rs, backend.Name(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +37,8 @@ func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Progra
 }
 
 // labOptions are the replay options the CLI derives from the lab policy.
-func labOptions(p *policy.Policy, b compile.Backend) replay.Options {
-	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents, Guard: b == compile.NFTables}
+func labOptions(p *policy.Policy, b backend.Name) replay.Options {
+	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents, Guard: b == backend.NFTables}
 	for _, s := range p.SIP.Scanners.Signatures {
 		o.Signatures = append(o.Signatures, replay.Signature{Match: s.Match, IgnoreCase: s.IgnoreCase})
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
 	"github.com/sipwall/sipwall/internal/packet"
+	"github.com/sipwall/sipwall/internal/policy"
 )
 
 // Ban reasons, as in the bans_total metric and the log.
@@ -61,6 +62,8 @@ type Config struct {
 	StateDir string
 	// Poll is how often the files are checked for new lines (default 10 ms).
 	Poll time.Duration
+	// MaxLine is the longest line read (follow.DefaultMaxLine if <= 0).
+	MaxLine int
 	// A Logs entry "journal:UNIT" follows that systemd unit's journal
 	// through Journalctl (default "journalctl" from PATH), a child process
 	// started again with backoff when it exits; the cursor is kept in
@@ -217,7 +220,7 @@ func (g *Guard) Run(parent context.Context) error {
 
 // follow delivers the failures of one log file.
 func (g *Guard) follow(ctx context.Context, path string) error {
-	opts := follow.Options{FromEnd: true}
+	opts := follow.Options{FromEnd: true, MaxLine: g.cfg.MaxLine}
 	if g.cfg.StateDir != "" {
 		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
 			return err
@@ -234,11 +237,21 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 		fl.Close()
 	}()
 	input := "log " + path
-	g.h.Set(input, "")
+	// A file that does not exist yet keeps its problem (set at start)
+	// until its first line arrives.
+	_, statErr := os.Stat(path)
+	waiting := statErr != nil
+	if !waiting {
+		g.h.Set(input, "")
+	}
 	g.m.Up.WithLabelValues(input).Set(1)
 	defer g.m.Up.WithLabelValues(input).Set(0)
 	err = fl.Run(ctx, g.cfg.Poll, func(line []byte) {
 		read := time.Now()
+		if waiting {
+			waiting = false
+			g.h.Set(input, "")
+		}
 		ev, res, _ := events.ClassifyIn(line, time.Local)
 		switch res {
 		case events.Matched:
@@ -255,7 +268,7 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 
 // JournalPrefix marks a Logs entry naming a systemd unit whose journal is
 // followed: "journal:asterisk.service".
-const JournalPrefix = "journal:"
+const JournalPrefix = policy.JournalPrefix
 
 // journal delivers the failures in one unit's journal entries. journalctl
 // exiting is not fatal: it is started again with backoff, and the input is
@@ -451,7 +464,14 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 			g.log.Warn("scanner signature from a never-banned address", "addr", r.Src.String(), "match", r.Match, "why", why)
 			return
 		}
-		if err := g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor); err != nil {
+		add := func() error { return g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor) }
+		if ex, ok := g.cfg.Banner.(ban.Explainer); ok {
+			// The entry names the signature: stats counts scanners by it.
+			add = func() error {
+				return ex.AddWhy(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor, compile.SignatureComment(r.Match))
+			}
+		}
+		if err := add(); err != nil {
 			g.m.Errors.WithLabelValues("ban").Inc()
 			g.log.Error("ban failed", "addr", r.Src, "err", err)
 			return
