@@ -34,7 +34,15 @@ const (
 	// (committing any change to one walks the whole tree).
 	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
 	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
+	// SetFleet holds CrowdSec's decisions, pulled by guard (crowdsec:).
+	SetFleet    = "fleet"
+	SetFleetNet = "fleet-net" // networks of the fleet list (nftables)
+	// FeedPrefix names a feed's list: feed-NAME (feeds:).
+	FeedPrefix = "feed-"
 )
+
+// FeedSet is the list of feed name.
+func FeedSet(name string) string { return FeedPrefix + name }
 
 // signaturePrefix starts the comment of a rule or of a scanners-list
 // entry that a scanner signature decided.
@@ -152,6 +160,22 @@ func (c *compiler) sets() {
 		add(&ir.Set{Name: SetBannedNet, List: SetBanned, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
 	} else {
 		add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
+	}
+	// Lists filled by guard from elsewhere: CrowdSec's decisions and the
+	// blocklist feeds, each kept as addresses plus networks like banned.
+	twin := func(name, comment string) {
+		if c.nft() {
+			add(&ir.Set{Name: name, Families: fam, Size: size, Comment: comment})
+			add(&ir.Set{Name: name + "-net", List: name, Families: fam, Interval: true, Size: size, Comment: comment + " (networks)"})
+		} else {
+			add(&ir.Set{Name: name, Families: fam, Interval: true, Size: size, Comment: comment})
+		}
+	}
+	if c.p.CrowdSec.Enabled() {
+		twin(SetFleet, "banned by the fleet: CrowdSec decisions, every port")
+	}
+	for _, f := range c.p.Feeds {
+		twin(FeedSet(f.Name), "on the "+f.Name+" feed: every port")
 	}
 	add(&ir.Set{Name: SetScanners, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Scanners.BanFor.Duration, Comment: "SIP scanners: every port"})
 	// Trusted and allowed sources exist in every mode: they are never

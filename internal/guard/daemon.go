@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/backend"
@@ -31,6 +32,10 @@ var ErrNoSource = errors.New("no usable source")
 type kernelWriter struct {
 	banner ban.Banner
 	forget func(ctx context.Context, a netip.Addr) error
+	// store and maxTimeout are the set store itself and its longest
+	// timeout, for the fleet's lists (CrowdSec, feeds).
+	store      backend.SetStore
+	maxTimeout time.Duration
 }
 
 // openKernel returns guard's kernel writer: the applied backend's set store
@@ -47,8 +52,9 @@ var openKernel = func(ctx context.Context, name backend.Name, sets []backend.Set
 			return kernelWriter{}, err
 		}
 	}
+	store := be.Store(sets)
 	return kernelWriter{
-		banner: ban.Store{Sets: be.Store(sets)},
+		banner: ban.Store{Sets: store}, store: store, maxTimeout: be.MaxTimeout(),
 		forget: func(ctx context.Context, a netip.Addr) error {
 			a = a.Unmap()
 			_, err := be.ForgetFlows(ctx, []netip.Prefix{netip.PrefixFrom(a, a.BitLen())})
@@ -205,6 +211,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cfg.Inspect = &ic
 		cfg.Group = compile.InspectGroup
 	}
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	var fleetWG sync.WaitGroup
+	defer fleetWG.Wait()
+	defer stopFleet()
+	if s.Fleet != nil {
+		if kw.store == nil {
+			return fmt.Errorf("crowdsec and feeds need the %s backend's set store", s.Backend)
+		}
+		d.fleet, cfg.OnBan = startFleet(fleetCtx, s.Fleet, kw.store, kw.maxTimeout, neverFromOutside(s.Jail.NeverBan), cfg.Metrics.Registry, log, &fleetWG)
+		fleetWG.Add(1)
+		go func() {
+			defer fleetWG.Done()
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-fleetCtx.Done():
+					return
+				case <-t.C:
+					d.writeStatus(s, problems, true)
+				}
+			}
+		}()
+	}
 	g, err := live.New(cfg)
 	if err != nil {
 		return err
@@ -240,7 +270,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 // writeStatus records guard's state in the state directory; a failure is
 // logged, never fatal.
 func (d *Daemon) writeStatus(s Settings, problems []SourceStatus, running bool) {
-	st := Status{PID: os.Getpid(), Backend: string(s.Backend), Logs: s.Logs, Problems: problems, Running: running, At: time.Now().UTC()}
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	if d.started.IsZero() || !running {
+		d.started = time.Now().UTC()
+	}
+	st := Status{PID: os.Getpid(), Backend: string(s.Backend), Logs: s.Logs, Problems: problems, Running: running, At: d.started, Fleet: d.fleet.status()}
 	if s.AMI != nil {
 		st.AMI = s.AMI.Addr
 	}

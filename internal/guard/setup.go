@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/backend"
@@ -64,6 +65,9 @@ type Settings struct {
 	Inspect bool
 	Metrics string // address:port, or "off"
 
+	// Fleet is the CrowdSec LAPI and the blocklist feeds (nil: none).
+	Fleet *Fleet
+
 	Poll, ResolveEvery, SaveEvery time.Duration
 	MaxLine                       int
 	Verbose                       bool
@@ -74,6 +78,10 @@ type Daemon struct {
 	Settings Settings
 	policy   *policy.Policy
 	log      *slog.Logger
+
+	fleet    *fleetRun
+	statusMu sync.Mutex
+	started  time.Time
 }
 
 // JailConfig returns the thresholds and never-banned sources of the
@@ -150,7 +158,12 @@ func Setup(p *policy.Policy, env Env) (*Daemon, error) {
 		}
 		s.AMI = &ami.Config{Addr: g.AMI.Address, Username: g.AMI.User, Secret: secret}
 	}
-	if len(s.Logs) == 0 && s.AMI == nil && (!s.Inspect || s.Backend == backend.IPTables) {
+	fleet, err := FleetFromPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	s.Fleet = fleet
+	if len(s.Logs) == 0 && s.AMI == nil && s.Fleet == nil && (!s.Inspect || s.Backend == backend.IPTables) {
 		why := "the inspector is off (guard.inspect: false)"
 		if s.Inspect {
 			why = "the iptables backend has no inspector (the kernel matches the knock and signatures)"

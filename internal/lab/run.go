@@ -206,7 +206,8 @@ func (o *one) sipwall(ctx context.Context, ns string, args ...string) (string, e
 func (o *one) stateDir() string { return filepath.Join(o.dir, "state") }
 
 func (o *one) applySipwall(ctx context.Context) error {
-	_, err := o.sipwall(ctx, o.srv.ns, "apply", "-c", o.policy, "--backend", string(o.kind), "--state-dir", o.stateDir(), "--confirm", "0")
+	// With nftables guard is started right after (no systemd here).
+	_, err := o.sipwall(ctx, o.srv.ns, "apply", "-c", o.policy, "--backend", string(o.kind), "--state-dir", o.stateDir(), "--confirm", "0", "--without-guard")
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}

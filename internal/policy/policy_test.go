@@ -141,6 +141,18 @@ func TestBadPolicies(t *testing.T) {
 		{"guard poll", minimal + "guard:\n  poll: 1h\n", "p.yaml:6: guard.poll: 1h is out of range (1ms to 10s)"},
 		{"guard poll syntax", minimal + "guard:\n  poll: often\n", "p.yaml:6: guard.poll: \"often\" is not a duration"},
 		{"guard journal unit", minimal + "guard:\n  logs: [\"journal:bad unit\"]\n", "p.yaml:6: guard.logs[0]: \"bad unit\" is not a systemd unit name"},
+		{"crowdsec url", minimal + "crowdsec:\n  url: 127.0.0.1:8080\n  key_file: k\n", "p.yaml:6: crowdsec.url: \"127.0.0.1:8080\" is not an http(s) address"},
+		{"crowdsec key", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n", "crowdsec.key_file: the LAPI needs the bouncer's API key"},
+		{"crowdsec watcher", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  machine_id: pbx1\n", "p.yaml:8: crowdsec.machine_id: machine_id and password_file go together"},
+		{"crowdsec scope", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  scopes: [country]\n", "p.yaml:8: crowdsec.scopes[0]: \"country\" is not a scope"},
+		{"crowdsec pull", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  pull_every: 1ms\n", "crowdsec.pull_every: 1ms is out of range"},
+		{"crowdsec without url", minimal + "crowdsec:\n  key_file: k\n", "crowdsec.url: the crowdsec section needs the LAPI's url"},
+		{"feed name", minimal + "feeds:\n  - {name: VoIPBL, url: http://x/}\n", "p.yaml:6: feeds[0].name: \"VoIPBL\" is not a feed name"},
+		{"feed twice", minimal + "feeds:\n  - {name: a, url: /x}\n  - {name: a, url: /y}\n", "p.yaml:7: feeds[1].name: a names two feeds"},
+		{"feed format", minimal + "feeds:\n  - {name: a, url: /x, format: csv}\n", "feeds[0].format: \"csv\" is not a feed format"},
+		{"feed apiban key", minimal + "feeds:\n  - {name: a, url: https://apiban.org/stable, format: apiban}\n", "feeds[0].key_file: APIBan needs its API key"},
+		{"feed every", minimal + "feeds:\n  - {name: a, url: /x, every: 1s}\n", "feeds[0].every: 1s is out of range"},
+		{"feed url", minimal + "feeds:\n  - {name: a, url: \"ftp://x/list\"}\n", "feeds[0].url: \"ftp://x/list\" is not an http(s) address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.yaml))

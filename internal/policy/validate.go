@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -135,6 +136,7 @@ func (p *Policy) validate() []error {
 		bad("lists.capacity", "%d is out of range (1 to %d)", p.Lists.Capacity, 1<<26)
 	}
 	errs = append(errs, p.validateGuard()...)
+	errs = append(errs, p.validateFleet()...)
 	if len(p.Log.Prefix) > 28 {
 		bad("log.prefix", "%s is longer than the kernel's 28 characters", short(p.Log.Prefix))
 	} else if c, ok := control(p.Log.Prefix); ok {
@@ -325,6 +327,90 @@ const (
 )
 
 // validateGuard checks the guard section.
+// Bounds of the crowdsec and feeds sections.
+const (
+	CrowdSecPullMin = 100 * time.Millisecond
+	CrowdSecPullMax = time.Hour
+	FeedEveryMin    = time.Minute
+	FeedEveryMax    = 7 * 24 * time.Hour
+	feedsMax        = 16
+)
+
+var feedNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,15}$`)
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// validateFleet checks the crowdsec and feeds sections.
+func (p *Policy) validateFleet() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, p.errorAt(key, format, args...))
+	}
+	c := p.CrowdSec
+	if c.Enabled() {
+		if !httpURL(c.URL) {
+			bad("crowdsec.url", "%s is not an http(s) address like http://127.0.0.1:8080", short(c.URL))
+		}
+		if c.KeyFile == "" {
+			bad("crowdsec.key_file", "the LAPI needs the bouncer's API key in a file (cscli bouncers add sipwall)")
+		}
+		if d := c.PullEvery.Duration; d != 0 && (d < CrowdSecPullMin || d > CrowdSecPullMax) {
+			bad("crowdsec.pull_every", "%s is out of range (%s to %s)", d, CrowdSecPullMin, CrowdSecPullMax)
+		}
+		if (c.MachineID == "") != (c.PasswordFile == "") {
+			bad("crowdsec.machine_id", "machine_id and password_file go together (cscli machines add)")
+		}
+		if (c.CertFile == "") != (c.CertKeyFile == "") {
+			bad("crowdsec.cert_file", "cert_file and cert_key_file go together")
+		}
+		for i, sc := range c.Scopes {
+			if l := strings.ToLower(sc); l != "ip" && l != "range" {
+				bad(fmt.Sprintf("crowdsec.scopes[%d]", i), "%s is not a scope sipwall enforces (ip, range)", short(sc))
+			}
+		}
+	} else if c.KeyFile != "" || c.MachineID != "" || c.PasswordFile != "" {
+		bad("crowdsec.url", "the crowdsec section needs the LAPI's url")
+	}
+	if len(p.Feeds) > feedsMax {
+		bad("feeds", "%d feeds is more than %d", len(p.Feeds), feedsMax)
+	}
+	seen := map[string]bool{}
+	for i, f := range p.Feeds {
+		key := fmt.Sprintf("feeds[%d]", i)
+		if !feedNameRE.MatchString(f.Name) {
+			bad(key+".name", "%s is not a feed name (lower-case letters, digits and dashes, up to 16)", short(f.Name))
+		} else if seen[f.Name] {
+			bad(key+".name", "%s names two feeds", f.Name)
+		}
+		seen[f.Name] = true
+		switch {
+		case f.URL == "":
+			bad(key+".url", "a feed needs a url (http(s)://… or a file)")
+		case strings.Contains(f.URL, "://") && !httpURL(f.URL):
+			bad(key+".url", "%s is not an http(s) address or a file", short(f.URL))
+		}
+		switch f.Format {
+		case "", "plain":
+		case "apiban":
+			if f.KeyFile == "" {
+				bad(key+".key_file", "APIBan needs its API key in a file")
+			}
+		default:
+			bad(key+".format", "%s is not a feed format (plain, apiban)", short(f.Format))
+		}
+		if d := f.Every.Duration; d != 0 && (d < FeedEveryMin || d > FeedEveryMax) {
+			bad(key+".every", "%s is out of range (%s to %s)", d, FeedEveryMin, durationText(FeedEveryMax))
+		}
+		if f.Max < 0 || f.Max > p.Lists.Capacity {
+			bad(key+".max", "%d is out of range (1 to lists.capacity, %d)", f.Max, p.Lists.Capacity)
+		}
+	}
+	return errs
+}
+
 func (p *Policy) validateGuard() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {

@@ -104,6 +104,26 @@ type Config struct {
 	Metrics *Metrics
 	Health  *Health
 	Log     *slog.Logger
+
+	// OnBan, when set, is told of every ban guard makes (after it is in
+	// the kernel): the CrowdSec watcher pushes them to the fleet. It must
+	// not block.
+	OnBan func(Ban)
+}
+
+// Ban is a ban guard made, as OnBan hears of it.
+type Ban struct {
+	// Kind is auth (failures in the PBX's log or AMI) or scanner (a
+	// signature the inspector saw).
+	Kind string
+	Addr netip.Addr
+	For  time.Duration
+	// Failures and LastEvent are the jail's count and the last failure's
+	// event (auth); Signature is what the scanner carried (scanner).
+	Failures  int
+	LastEvent string
+	Signature string
+	At        time.Time
 }
 
 // Guard is a running daemon.
@@ -382,6 +402,9 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 	} else {
 		g.log.Info("banned", attrs...)
 	}
+	if g.cfg.OnBan != nil {
+		g.cfg.OnBan(Ban{Kind: "auth", Addr: ev.Addr, For: d.Duration, Failures: d.Failures, LastEvent: ev.Kind.String(), At: read})
+	}
 	g.forget(ctx, ev.Addr)
 }
 
@@ -478,6 +501,9 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 		}
 		g.m.Bans.WithLabelValues(reasonScanner).Inc()
 		g.log.Info("banned a SIP scanner", "addr", r.Src.String(), "signature", r.Match)
+		if g.cfg.OnBan != nil {
+			g.cfg.OnBan(Ban{Kind: "scanner", Addr: r.Src, For: g.cfg.ScannerBanFor, Signature: r.Match, At: now})
+		}
 		g.forget(ctx, r.Src)
 	}
 }
