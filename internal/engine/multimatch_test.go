@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/capture"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/packet"
@@ -65,11 +66,11 @@ func labStrings(t testing.TB) ([]*strMatcher, [][]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.IPTables})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.IPTables})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := Compile(rs, IPTables)
+	prog, err := Compile(rs, backend.IPTables)
 	if err != nil {
 		t.Fatal(err)
 	}
