@@ -647,8 +647,17 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			// The jail's idle sources in rounds, so that a million bans
+			// ending together never hold up a failure being decided.
+			for {
+				g.mu.Lock()
+				n := g.jail.PruneAtMost(now, 4096)
+				g.mu.Unlock()
+				if n < 4096 || ctx.Err() != nil {
+					break
+				}
+			}
 			g.mu.Lock()
-			g.jail.Prune(now)
 			for a, until := range g.recent {
 				if now.After(until) {
 					delete(g.recent, a)
