@@ -200,6 +200,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if store != nil {
 		cfg.Lists = listStore{store}
 		cfg.SavePath = lists.DefaultFile(s.StateDir)
+		cfg.Allowed = func(ctx context.Context, a netip.Addr) bool {
+			es, err := store.List(ctx, compile.SetAllowed)
+			if err != nil {
+				log.Warn("reading the allowed list", "err", err)
+				return false
+			}
+			for _, e := range es {
+				if e.Prefix.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	if s.AMI != nil {
 		cfg.AMI = []ami.Config{*s.AMI}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard/ban"
+	"github.com/sipwall/sipwall/internal/guard/events"
 	"github.com/sipwall/sipwall/internal/guard/inspect"
 	"github.com/sipwall/sipwall/internal/guard/jail"
 )
@@ -241,5 +242,80 @@ func TestMissingLogStaysUnhealthyUntilItWrites(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With IPv6 sources counted per /64, every address of a banned /64 is
+// banned at its first failure, for what is left of the network's ban.
+func TestIPv6PrefixBansEveryAddressOfTheNetwork(t *testing.T) {
+	fb := &ban.Fake{}
+	g, err := New(Config{Logs: []string{filepath.Join(t.TempDir(), "log")}, Banner: fb,
+		Jail: jail.Config{MaxRetry: 3, FindTime: time.Minute, BanTime: time.Hour, IPv6Prefix: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	fail := func(a string, at time.Time) { g.failure(ctx, events.Event{Addr: netip.MustParseAddr(a)}, "log", at) }
+	fail("2001:db8:1:2::1", now)
+	fail("2001:db8:1:2::2", now)
+	fail("2001:db8:1:2::3", now) // the third failure of the /64
+	if !fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:2::3")) {
+		t.Fatalf("the address that completed the /64's failures is not banned:\n%s", fb)
+	}
+	fail("2001:db8:1:2:ffff::9", now.Add(10*time.Minute))
+	if !fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:2:ffff::9")) {
+		t.Errorf("another address of the banned /64 is not banned:\n%s", fb)
+	}
+	if !strings.Contains(fb.String(), "banned 2001:db8:1:2:ffff::9 50m0s") {
+		t.Errorf("not banned for the rest of the network's ban:\n%s", fb)
+	}
+	fail("2001:db8:1:3::1", now)
+	if fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Errorf("a neighbouring /64 banned on its first failure")
+	}
+}
+
+// TestAllowedNeverBanned: a source in the allowed list (sipwall allow) is not
+// banned for authentication failures; another source is.
+func TestAllowedNeverBanned(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "security")
+	appendLines(t, log)
+	fb := &ban.Fake{}
+	allowed := netip.MustParsePrefix("198.51.100.0/24")
+	asked := 0
+	g, err := New(Config{
+		Logs: []string{log}, StateDir: filepath.Join(dir, "state"),
+		Jail:   jail.Config{MaxRetry: 3, FindTime: time.Minute, BanTime: time.Hour},
+		Banner: fb, Metrics: NewMetrics(),
+		Allowed: func(_ context.Context, a netip.Addr) bool {
+			asked++
+			return allowed.Contains(a)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	time.Sleep(30 * time.Millisecond) // the follower has opened the file at its end
+	var lines []string
+	for i := 0; i < 5; i++ {
+		lines = append(lines, failLine("198.51.100.21", i), failLine("203.0.113.5", i))
+	}
+	appendLines(t, log, lines...)
+	waitFor(t, "ban", func() bool { return fb.Has(compile.SetBanned, netip.MustParseAddr("203.0.113.5")) })
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fb.Has(compile.SetBanned, netip.MustParseAddr("198.51.100.21")) {
+		t.Error("a source in the allowed list was banned")
+	}
+	if asked == 0 {
+		t.Error("the allowed list was never asked")
 	}
 }
