@@ -132,7 +132,6 @@ func ParseValue(scope, value string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("scope %q is not enforced (only Ip and Range)", scope)
 }
 
-
 // Lookup asks the LAPI for the active decisions on one scope and value
 // (GET /v1/decisions); the bouncer uses it when a pull's deletion leaves
 // the picture unsure.
