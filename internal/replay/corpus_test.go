@@ -37,9 +37,9 @@ func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Progra
 
 // labOptions are the replay options the CLI derives from the lab policy.
 func labOptions(p *policy.Policy, b compile.Backend) replay.Options {
-	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents, Guard: b == compile.NFTables}
-	for _, s := range p.SIP.Scanners.Signatures {
-		o.Signatures = append(o.Signatures, replay.Signature{Match: s.Match, IgnoreCase: s.IgnoreCase})
+	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames}
+	if b == compile.NFTables {
+		o.Guard = replay.GuardFromPolicy(p)
 	}
 	return o
 }

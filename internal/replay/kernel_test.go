@@ -458,7 +458,7 @@ func differential(t *testing.T, b compile.Backend, path string, check func(*kern
 	p, prog := labProgram(t, b)
 	opt := labOptions(p, b)
 	// The kernel ruleset alone: guard's inspector is user space.
-	opt.Guard = false
+	opt.Guard = nil
 	frames, link := readFrames(t, path)
 	byNum := map[int]*kframe{}
 	for _, f := range frames {
