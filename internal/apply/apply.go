@@ -1,29 +1,32 @@
+// Package apply loads a compiled ruleset into the kernel safely: one
+// transaction per backend, only sipwall's own chains or table touched, the
+// dynamic lists carried over, commit-confirm with a rollback that does not
+// depend on the applying process, and the state that status, confirm and
+// rollback read. What it does to the kernel it asks of the backend
+// (package backend); it never tells one backend from another.
 package apply
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
-// backend is one firewall implementation.
-type backend interface {
-	// install loads files, carrying the lists over; when it fails the
-	// kernel keeps what it had.
-	install(ctx context.Context, files map[string]string, st *State) error
-	// uninstall removes sipwall's part, keeping the lists.
-	uninstall(ctx context.Context, st *State) error
-	// fingerprint lists sipwall's part without counters and list contents.
-	fingerprint(ctx context.Context) (string, error)
-}
+// ErrNothingApplied is returned when no ruleset has been applied.
+var ErrNothingApplied = errors.New("nothing applied: run sipwall apply first")
 
 // Manager applies rulesets and keeps the state that confirm, rollback and
 // status use.
 type Manager struct {
-	R        Runner
+	// Host is where the backends act (the current network namespace
+	// when zero).
+	Host     backend.Host
 	StateDir string
 	// LockWait is how long to wait for another sipwall (default 10 s).
 	LockWait time.Duration
@@ -38,14 +41,29 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
-func (m *Manager) backend(name string) (backend, error) {
-	switch name {
-	case "iptables":
-		return iptBackend{m.R}, nil
-	case "nftables":
-		return nftBackend{m.R}, nil
+func (m *Manager) backend(name backend.Name) (backend.Backend, error) {
+	return backend.Open(name, m.Host)
+}
+
+// install loads gen with be, carrying the lists over from the sets of cur
+// (the generation in the kernel now), and records the shapes of gen's sets
+// when the caller did not.
+func (m *Manager) install(ctx context.Context, be backend.Backend, gen, cur *Generation, st *State) error {
+	var old []backend.Set
+	if cur != nil && cur.Backend == gen.Backend {
+		old = cur.Sets
 	}
-	return nil, fmt.Errorf("unknown backend %q", name)
+	if err := be.Install(ctx, backend.Ruleset{Files: gen.Files, Sets: gen.Sets}, old, &st.Memory); err != nil {
+		return err
+	}
+	if gen.Sets == nil {
+		sets, err := be.ReadSets(ctx)
+		if err != nil {
+			return err
+		}
+		gen.Sets = sets
+	}
+	return nil
 }
 
 // lockState takes the lock and reads the state; the returned function
@@ -83,7 +101,7 @@ type ApplyOptions struct {
 
 // Result says what an apply did.
 type Result struct {
-	Backend  string
+	Backend  backend.Name
 	Pending  *Pending
 	Replaced *Generation
 }
@@ -101,19 +119,19 @@ func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := be.install(ctx, gen.Files, st); err != nil {
+	if err := m.install(ctx, be, gen, st.Current, st); err != nil {
 		return nil, err
 	}
 	// Switching backends: the other one's part goes away.
 	if st.Current != nil && st.Current.Backend != gen.Backend {
 		if old, err := m.backend(st.Current.Backend); err == nil {
-			if err := old.uninstall(ctx, st); err != nil {
+			if err := old.Uninstall(ctx, &st.Memory); err != nil {
 				return nil, fmt.Errorf("applied with %s, but removing the %s ruleset failed: %w", gen.Backend, st.Current.Backend, err)
 			}
 		}
 	}
 	gen.AppliedAt = m.now()
-	if gen.Fingerprint, err = be.fingerprint(ctx); err != nil {
+	if gen.Fingerprint, err = be.Fingerprint(ctx); err != nil {
 		return nil, err
 	}
 	res := &Result{Backend: gen.Backend, Replaced: st.Current}
@@ -206,7 +224,7 @@ func (m *Manager) rollback(ctx context.Context, token string) (*Generation, erro
 	}
 	prev := st.Previous
 	if prev == nil {
-		if err := cur.uninstall(ctx, st); err != nil {
+		if err := cur.Uninstall(ctx, &st.Memory); err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
 		}
 	} else {
@@ -214,13 +232,13 @@ func (m *Manager) rollback(ctx context.Context, token string) (*Generation, erro
 		if err != nil {
 			return nil, err
 		}
-		if err := be.install(ctx, prev.Files, st); err != nil {
+		if err := m.install(ctx, be, prev, st.Current, st); err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
 		}
 		if prev.Backend != st.Current.Backend {
-			cur.uninstall(ctx, st)
+			cur.Uninstall(ctx, &st.Memory)
 		}
-		if prev.Fingerprint, err = be.fingerprint(ctx); err != nil {
+		if prev.Fingerprint, err = be.Fingerprint(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +273,7 @@ func (m *Manager) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp, err := be.fingerprint(ctx)
+	fp, err := be.Fingerprint(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -312,16 +330,16 @@ func (m *Manager) Reinstall(ctx context.Context) (*Generation, error) {
 	}
 	defer unlock()
 	if st.Current == nil {
-		return nil, fmt.Errorf("nothing applied: run sipwall apply first")
+		return nil, ErrNothingApplied
 	}
 	be, err := m.backend(st.Current.Backend)
 	if err != nil {
 		return nil, err
 	}
-	if err := be.install(ctx, st.Current.Files, st); err != nil {
+	if err := m.install(ctx, be, st.Current, st.Current, st); err != nil {
 		return nil, err
 	}
-	if st.Current.Fingerprint, err = be.fingerprint(ctx); err != nil {
+	if st.Current.Fingerprint, err = be.Fingerprint(ctx); err != nil {
 		return nil, err
 	}
 	return st.Current, st.Save(m.StateDir)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
+	_ "github.com/sipwall/sipwall/internal/backend/builtin"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -23,10 +25,10 @@ import (
 
 const lab = "../../examples/lab.yaml"
 
-var backends = []string{"iptables", "nftables"}
+var backends = []backend.Name{backend.IPTables, backend.NFTables}
 
 // generation compiles a policy text (or the lab policy when text is "").
-func generation(t *testing.T, backend, text string) *apply.Generation {
+func generation(t *testing.T, name backend.Name, text string) *apply.Generation {
 	t.Helper()
 	var p *policy.Policy
 	var err error
@@ -38,19 +40,24 @@ func generation(t *testing.T, backend, text string) *apply.Generation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(backend)})
+	rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := render.Files(rs, backend)
+	files, err := render.Files(rs, string(name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apply.Generation{Backend: backend, PolicyFile: lab, Files: files}
+	g, err := apply.NewGeneration(name, rs, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.PolicyFile = lab
+	return g
 }
 
 func newManager(t *testing.T, ns string) *apply.Manager {
-	return &apply.Manager{R: apply.Exec{NS: ns}, StateDir: t.TempDir()}
+	return &apply.Manager{Host: backend.Host{NS: ns}, StateDir: t.TempDir()}
 }
 
 var (
@@ -89,7 +96,7 @@ func TestApplyTouchesOnlySipwallsPart(t *testing.T) {
 	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft")
 	ctx := context.Background()
 	for _, b := range backends {
-		t.Run(b, func(t *testing.T) {
+		t.Run(string(b), func(t *testing.T) {
 			ns := nstest.New(t, "apply")
 			othersRules(t, ns)
 			before := kernelState(t, ns)
@@ -151,7 +158,9 @@ func TestFailedApplyChangesNothing(t *testing.T) {
 		return text[:j] + bad + text[j:]
 	}
 	for _, tc := range []struct {
-		name, backend, file, marker, bad string
+		name              string
+		backend           backend.Name
+		file, marker, bad string
 	}{
 		{"iptables IPv4", "iptables", "rules.v4", "-A sipwall-input -i lo", badV4},
 		{"iptables IPv6 after IPv4 went in", "iptables", "rules.v6", "-A sipwall-input -i lo", badV6},
@@ -196,9 +205,9 @@ func TestFailedApplyChangesNothing(t *testing.T) {
 }
 
 // elementTimeout returns the remaining timeout of addr in a list, -1 when absent.
-func elementTimeout(t *testing.T, ns, backend, list, addr string) int {
+func elementTimeout(t *testing.T, ns string, name backend.Name, list, addr string) int {
 	t.Helper()
-	if backend == "iptables" {
+	if name == backend.IPTables {
 		out := nstest.Run(t, ns, "ipset", "list", "sipwall-"+list+"4")
 		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(addr) + `(?: timeout (\d+))?`).FindStringSubmatch(out)
 		if m == nil {
@@ -207,17 +216,21 @@ func elementTimeout(t *testing.T, ns, backend, list, addr string) int {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-	sets, err := apply.ListNFTSets(context.Background(), apply.Exec{NS: ns})
+	be, err := backend.Open(name, backend.Host{NS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range sets {
-		if s.Name == list+"4" {
-			for _, e := range s.Elements {
-				if e.Prefix == addr {
-					return e.Expires
-				}
-			}
+	sets, err := be.ReadSets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := be.Store(sets).Read(context.Background(), list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Addr() == addr {
+			return int(e.Remaining / time.Second)
 		}
 	}
 	return -1
@@ -227,7 +240,7 @@ func TestListsSurviveReapplyAndRollback(t *testing.T) {
 	nstest.RequireRoot(t, "iptables-restore", "ipset", "nft")
 	ctx := context.Background()
 	for _, b := range backends {
-		t.Run(b, func(t *testing.T) {
+		t.Run(string(b), func(t *testing.T) {
 			ns := nstest.New(t, "lists")
 			m := newManager(t, ns)
 			if _, err := m.Apply(ctx, generation(t, b, ""), apply.ApplyOptions{}); err != nil {
@@ -280,7 +293,7 @@ func TestLockKeepsTwoAppliesApart(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := &apply.Manager{R: apply.Exec{NS: ns}, StateDir: dir, LockWait: time.Minute}
+			m := &apply.Manager{Host: backend.Host{NS: ns}, StateDir: dir, LockWait: time.Minute}
 			_, err := m.Apply(ctx, generation(t, "iptables", ""), apply.ApplyOptions{})
 			errs <- err
 		}()
@@ -304,7 +317,7 @@ func TestLockKeepsTwoAppliesApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	m := &apply.Manager{R: apply.Exec{NS: ns}, StateDir: dir, LockWait: 200 * time.Millisecond}
+	m := &apply.Manager{Host: backend.Host{NS: ns}, StateDir: dir, LockWait: 200 * time.Millisecond}
 	if _, err := m.Apply(ctx, generation(t, "iptables", ""), apply.ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "another sipwall") {
 		t.Errorf("apply under a held lock: %v", err)
 	}
@@ -314,21 +327,21 @@ func TestDetect(t *testing.T) {
 	nstest.RequireRoot(t, "iptables", "nft")
 	ctx := context.Background()
 	clean := nstest.New(t, "detect")
-	if b, why := apply.Detect(ctx, apply.Exec{NS: clean}, nil); b != "nftables" {
+	if b, why := apply.Detect(ctx, backend.Host{NS: clean}, nil); b != "nftables" {
 		t.Errorf("clean host: %s (%s)", b, why)
 	}
 	ipt := nstest.New(t, "detect")
 	nstest.Run(t, ipt, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
-	if b, why := apply.Detect(ctx, apply.Exec{NS: ipt}, nil); b != "iptables" || !strings.Contains(why, "iptables") {
+	if b, why := apply.Detect(ctx, backend.Host{NS: ipt}, nil); b != "iptables" || !strings.Contains(why, "iptables") {
 		t.Errorf("iptables host: %s (%s)", b, why)
 	}
 	native := nstest.New(t, "detect")
 	nstest.Run(t, native, "nft", "add", "table", "inet", "filter")
-	if b, why := apply.Detect(ctx, apply.Exec{NS: native}, nil); b != "nftables" || !strings.Contains(why, "inet filter") {
+	if b, why := apply.Detect(ctx, backend.Host{NS: native}, nil); b != "nftables" || !strings.Contains(why, "inet filter") {
 		t.Errorf("nftables host: %s (%s)", b, why)
 	}
 	st := &apply.State{Current: &apply.Generation{Backend: "iptables"}}
-	if b, _ := apply.Detect(ctx, apply.Exec{NS: native}, st); b != "iptables" {
+	if b, _ := apply.Detect(ctx, backend.Host{NS: native}, st); b != "iptables" {
 		t.Errorf("an applied backend must be kept, got %s", b)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
+	_ "github.com/sipwall/sipwall/internal/backend/builtin" // the backends sipwall is built with
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
@@ -27,7 +29,7 @@ func stateDirFlag(fs interface {
 }
 
 func manager(dir string) *apply.Manager {
-	return &apply.Manager{R: apply.Exec{}, StateDir: dir}
+	return &apply.Manager{StateDir: dir}
 }
 
 func runApply(e *env) int {
@@ -57,7 +59,7 @@ func runApply(e *env) int {
 		wait = d
 	}
 	if *backendName != "auto" {
-		if _, err := compile.ParseBackend(*backendName); err != nil {
+		if _, err := backend.Parse(*backendName); err != nil {
 			fmt.Fprintf(e.stderr, "sipwall apply: --backend: %v (or auto)\n", err)
 			return exitUsage
 		}
@@ -75,28 +77,33 @@ func runApply(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
 	}
-	backend, why := *backendName, "chosen with --backend"
-	if backend == "auto" {
-		backend, why = apply.Detect(e.ctx, m.R, st)
+	name, why := backend.Name(*backendName), "chosen with --backend"
+	if name == "auto" {
+		name, why = apply.Detect(e.ctx, m.Host, st)
 	}
-	rs, err := compilePolicy(e.ctx, p, compile.Backend(backend), "sipwall")
+	rs, err := compilePolicy(e.ctx, p, compile.Backend(name), "sipwall")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitUsage
 	}
-	files, err := render.Files(rs, backend)
+	files, err := render.Files(rs, string(name))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
 	}
-	hash, _ := apply.HashFile(*file)
-	gen := &apply.Generation{Backend: backend, PolicyFile: absPath(*file), PolicyHash: hash, Files: files}
+	gen, err := apply.NewGeneration(name, rs, files)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+		return exitFailure
+	}
+	gen.PolicyFile = absPath(*file)
+	gen.PolicyHash, _ = apply.HashFile(*file)
 	res, err := m.Apply(e.ctx, gen, apply.ApplyOptions{Confirm: wait, Watchdog: watchdog(*stateDir)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, backend, why)
+	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, name, why)
 	for _, n := range rs.Notes {
 		fmt.Fprintf(e.stderr, "note: %s\n", n)
 	}
@@ -215,10 +222,10 @@ func runStatus(e *env) int {
 	}
 	if *asJSON {
 		type gen struct {
-			Backend    string    `json:"backend"`
-			PolicyFile string    `json:"policy_file"`
-			PolicyHash string    `json:"policy_hash"`
-			AppliedAt  time.Time `json:"applied_at"`
+			Backend    backend.Name `json:"backend"`
+			PolicyFile string       `json:"policy_file"`
+			PolicyHash string       `json:"policy_hash"`
+			AppliedAt  time.Time    `json:"applied_at"`
 		}
 		out := map[string]any{"applied": s.Current != nil, "drift": s.Drift, "policy_changed": s.PolicyChanged}
 		if s.Current != nil {

@@ -2,12 +2,13 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/audit"
+	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -48,7 +49,7 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 	}
 	st, err := apply.LoadState(dir)
 	if err == nil && st.Current != nil {
-		exp.Backend = st.Current.Backend
+		exp.Backend = string(st.Current.Backend)
 	}
 	return exp, firewallState{m: manager(dir)}, nil
 }
@@ -69,37 +70,35 @@ func (f firewallState) FirewallStatus(ctx context.Context) (audit.FirewallStatus
 	if s.Drift {
 		out.Drift = strings.Split(s.DriftDetail, "\n")
 	}
-	if s.Current.Backend == "nftables" {
-		sets, err := apply.ListNFTSets(ctx, f.m.R)
-		if err != nil {
-			return out, err
-		}
-		for _, set := range sets {
-			if !strings.HasPrefix(set.Name, "rate-") && !strings.HasPrefix(set.Name, "trusted") {
-				out.Lists = append(out.Lists, audit.ListStatus{Name: set.Name, Entries: len(set.Elements), Saved: -1})
-			}
-		}
-		return out, nil
-	}
-	names, err := f.m.R.Run(ctx, nil, "ipset", "list", "-n")
+	store, err := lists.Open(ctx, f.m.StateDir, f.m.Host)
 	if err != nil {
 		return out, err
 	}
-	for _, n := range strings.Fields(names) {
-		if !strings.HasPrefix(n, "sipwall-") || strings.HasPrefix(n, "sipwall-trusted") {
+	// The lists' entries, counted by the kernel set that holds them.
+	count := map[string]int{}
+	var names []string
+	read := map[string]bool{}
+	for _, set := range store.Sets {
+		if set.Static {
 			continue
 		}
-		text, err := f.m.R.Run(ctx, nil, "ipset", "list", "-t", n)
+		names = append(names, set.Name)
+		if read[set.List] {
+			continue
+		}
+		read[set.List] = true
+		es, err := store.Kernel.Read(ctx, set.List)
 		if err != nil {
 			return out, err
 		}
-		entries := 0
-		for _, l := range strings.Split(text, "\n") {
-			if v, ok := strings.CutPrefix(l, "Number of entries: "); ok {
-				fmt.Sscan(v, &entries)
+		for _, e := range es {
+			if in, err := backend.SetFor(store.Sets, e.List, e.Prefix); err == nil {
+				count[in.Name]++
 			}
 		}
-		out.Lists = append(out.Lists, audit.ListStatus{Name: n, Entries: entries, Saved: -1})
+	}
+	for _, n := range names {
+		out.Lists = append(out.Lists, audit.ListStatus{Name: n, Entries: count[n], Saved: -1})
 	}
 	return out, nil
 }

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 )
 
@@ -27,6 +26,10 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+
+	// Set by newFlags, for help, manual pages and completions.
+	flags    *flag.FlagSet
+	synopsis string
 }
 
 type command struct {
@@ -59,12 +62,15 @@ var commands = map[string]command{
 
 // Main runs sipwall with args (without the program name) and returns the exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -78,25 +84,18 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: sipwall COMMAND [flags]")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'sipwall COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'sipwall help COMMAND' for a command's flags; 'sipwall --version' for the version.")
 }
 
 // newFlags returns a flag set for a subcommand that reports errors on e.stderr.
 func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: sipwall %s %s\n", name, synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(e.stderr, name, synopsis, fs) }
+	e.flags, e.synopsis = fs, synopsis
 	return fs
 }
 

@@ -17,7 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/apply"
+	sw "github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard"
 	"github.com/sipwall/sipwall/internal/guard/ami"
@@ -434,23 +434,36 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
 	backend := o.backend
-	runner := apply.Exec{}
-	store, err := lists.Open(o.stateDir, runner)
+	store, err := lists.Open(e.ctx, o.stateDir, sw.Host{})
 	switch {
 	case err == nil:
 		if backend == "" {
-			backend = store.Backend
-		} else if backend != store.Backend {
-			fmt.Fprintf(e.stderr, "sipwall guard: --backend %s, but %s says the %s backend is applied\n", backend, o.stateDir, store.Backend)
+			backend = string(store.Name())
+		} else if backend != string(store.Name()) {
+			fmt.Fprintf(e.stderr, "sipwall guard: --backend %s, but %s says the %s backend is applied\n", backend, o.stateDir, store.Name())
 			return exitUsage
 		}
 	case backend == "":
 		fmt.Fprintf(e.stderr, "sipwall guard: %v (state directory %s); or give --backend when the ruleset was loaded another way\n", err, o.stateDir)
 		return exitFailure
 	}
-	if _, err := compile.ParseBackend(backend); err != nil {
+	name, err := sw.Parse(backend)
+	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
 		return exitUsage
+	}
+	// Guard writes through the applied backend's set store.
+	be, err := sw.Open(name, sw.Host{})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+		return exitUsage
+	}
+	var sets []sw.Set
+	if store != nil {
+		sets = store.Sets
+	} else if sets, err = be.ReadSets(e.ctx); err != nil {
+		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
+		return exitFailure
 	}
 
 	// Never banned: loopback and own addresses (the jail), trusted networks
@@ -464,7 +477,11 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 		Jail: jc, ScannerBanFor: p.SIP.Scanners.BanFor.Duration,
 		ResolveEvery: o.resolveEvery, SaveEvery: o.saveEvery,
 		Metrics: live.NewMetrics(), Health: &live.Health{}, Log: log,
-		ForgetFlows: func(ctx context.Context, a netip.Addr) error { return ban.ForgetFlows(ctx, runner, a) },
+		Banner: ban.Store{Sets: be.Store(sets)},
+		ForgetFlows: func(ctx context.Context, a netip.Addr) error {
+			_, err := be.ForgetFlows(ctx, []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())})
+			return err
+		},
 	}
 	for _, h := range p.Trusted.Hosts {
 		cfg.Hosts = append(cfg.Hosts, h.Name)
@@ -487,24 +504,12 @@ func runGuardLive(e *env, p *policy.Policy, o liveOptions) int {
 		cfg.AMI = []ami.Config{{Addr: o.amiAddr, Username: o.amiUser, Secret: o.amiSecret}}
 	}
 
-	switch compile.Backend(backend) {
-	case compile.NFTables:
-		nb, err := ban.NewNFT()
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
-			return exitFailure
-		}
-		defer nb.Close()
-		cfg.Banner = nb
-		if o.inspect && p.SIP.Mode != "" {
-			ic := inspect.FromPolicy(p)
-			cfg.Inspect = &ic
-			cfg.Group = compile.InspectGroup
-		}
-	default:
-		// iptables matches the knock and the signatures in the kernel
-		// (xt_string); guard only bans from the logs and AMI.
-		cfg.Banner = ban.IPSet{Runner: runner}
+	// iptables matches the knock and the signatures in the kernel
+	// (xt_string); with nftables guard inspects SIP too.
+	if compile.Backend(name) == compile.NFTables && o.inspect && p.SIP.Mode != "" {
+		ic := inspect.FromPolicy(p)
+		cfg.Inspect = &ic
+		cfg.Group = compile.InspectGroup
 	}
 
 	g, err := live.New(cfg)

@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -23,7 +24,7 @@ import (
 // openStore opens the lists of the applied ruleset; it prints the error
 // and returns false when there is none.
 func openStore(e *env, cmd, stateDir string) (*lists.Store, bool) {
-	s, err := lists.Open(stateDir, apply.Exec{})
+	s, err := lists.Open(e.ctx, stateDir, backend.Host{})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall %s: %v\n", cmd, err)
 		return nil, false
@@ -79,7 +80,7 @@ func runLists(e *env) int {
 			}
 			out = append(out, j)
 		}
-		printJSON(e.stdout, map[string]any{"backend": s.Backend, "entries": out})
+		printJSON(e.stdout, map[string]any{"backend": s.Name(), "entries": out})
 		return exitOK
 	}
 	shown := fs.Args()
@@ -419,7 +420,7 @@ func runRestore(e *env) int {
 func reinstall(e *env, stateDir string) error {
 	gen, err := manager(stateDir).Reinstall(e.ctx)
 	if err != nil {
-		if strings.Contains(err.Error(), "nothing applied") {
+		if errors.Is(err, apply.ErrNothingApplied) {
 			return lists.ErrNothingApplied
 		}
 		return fmt.Errorf("load the applied ruleset: %w", err)

@@ -153,26 +153,38 @@ func (c *compiler) sets() {
 	add := func(s *ir.Set) { c.rs.Sets = append(c.rs.Sets, s) }
 	if c.nft() {
 		add(&ir.Set{Name: SetBanned, Families: fam, Size: size, Comment: "addresses banned by hand or by guard: every port"})
-		add(&ir.Set{Name: SetBannedNet, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
+		add(&ir.Set{Name: SetBannedNet, List: SetBanned, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
 	} else {
 		add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
 	}
 	add(&ir.Set{Name: SetScanners, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Scanners.BanFor.Duration, Comment: "SIP scanners: every port"})
+	// Trusted and allowed sources exist in every mode: they are never
+	// banned, trapped or rate-limited, whatever their packets contain.
+	trusted := append(append([]netip.Prefix(nil), c.trustAll...), c.trustSIP...)
+	add(&ir.Set{Name: SetTrusted, Families: fam, Interval: true, Static: true, Size: size, Elements: dedupe(trusted), Comment: "trusted networks from the policy"})
+	if c.nft() {
+		add(&ir.Set{Name: SetAllowed, Families: fam, Size: size, Comment: "addresses admitted to SIP by hand"})
+		add(&ir.Set{Name: SetAllowedNet, List: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "networks admitted to SIP by hand"})
+	} else {
+		add(&ir.Set{Name: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "sources admitted to SIP by hand"})
+	}
 	if c.p.SIP.Mode == policy.ModeScannersOnly {
 		return
 	}
 	add(&ir.Set{Name: SetTrapped, Families: fam, Dynamic: true, Size: size, Timeout: c.p.Traps.BanFor.Duration, Comment: "port scanners caught by a trap port: every port"})
 	if c.knocks() {
 		add(&ir.Set{Name: SetAdmitted, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.AdmitFor.Duration, Comment: "sources admitted to SIP by their knock"})
-		if c.nft() {
-			add(&ir.Set{Name: SetAllowed, Families: fam, Size: size, Comment: "addresses admitted to SIP by hand"})
-			add(&ir.Set{Name: SetAllowedNet, Families: fam, Interval: true, Size: size, Comment: "networks admitted to SIP by hand"})
-		} else {
-			add(&ir.Set{Name: SetAllowed, Families: fam, Interval: true, Size: size, Comment: "sources admitted to SIP by hand"})
-		}
-		trusted := append(append([]netip.Prefix(nil), c.trustAll...), c.trustSIP...)
-		add(&ir.Set{Name: SetTrusted, Families: fam, Interval: true, Size: size, Elements: dedupe(trusted), Comment: "trusted networks from the policy"})
 	}
+}
+
+// untrusted returns the matches of a source that is neither trusted nor
+// allowed by hand: what every ban, trap and limit requires.
+func (c *compiler) untrusted() []ir.Match {
+	ms := []ir.Match{ir.InSet{Set: SetTrusted, Neg: true}, ir.InSet{Set: SetAllowed, Neg: true}}
+	if c.nft() {
+		ms = append(ms, ir.InSet{Set: SetAllowedNet, Neg: true})
+	}
+	return ms
 }
 
 func dedupe(ps []netip.Prefix) []netip.Prefix {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -295,9 +297,15 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 
 			// REGISTER limits count the request line only: OPTIONS that carry
 			// "REGISTER sip:" in a header all pass; REGISTERs beyond 20 do not.
+			// (Sources allowed by hand are never limited: on nftables the
+			// phone moves from the allowed sets to the admitted one.)
 			admitted := "198.51.100.21"
 			if b == compile.IPTables {
 				l.sendUDP(t, admitted, sipRequest("REGISTER", host, "Zoiper"), true)
+			} else {
+				nstest.Run(t, l.srv, "nft", "delete", "element", "inet", "sipwall", "allowed4", "{ "+admitted+" }")
+				nstest.Run(t, l.srv, "nft", "delete", "element", "inet", "sipwall", "allowed-net4", "{ 198.51.100.0/24 }")
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "admitted4", "{ "+admitted+" }")
 			}
 			var reqs []string
 			for i := 0; i < 30; i++ {
@@ -335,6 +343,138 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 				t.Error("the phone lost SSH")
 			} else {
 				c.Close()
+			}
+		})
+	}
+}
+
+// sipMessage is a SIP request with a display name in From and a body.
+func sipMessage(method, uri, display, ua, body string) string {
+	return fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.50:5060;branch=z9hG4bK-%d\r\nFrom: \"%s\" <sip:+15550001@carrier.example>;tag=1\r\nTo: <%s>\r\nCall-ID: %d@test\r\nCSeq: 1 %s\r\nUser-Agent: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
+		method, uri, time.Now().UnixNano(), display, uri, time.Now().UnixNano(), method, ua, len(body), body)
+}
+
+// TestTrustedIsTrusted loads the lab policy with a trunk in trusted.sip and
+// checks, with real packets on both backends, that what callers write never
+// cuts the PBX off: the trunk's INVITE by IP (no secret hostname) reaches
+// the server, a caller's display name "friendly-scanner" relayed by the
+// trunk bans nobody, the INVITE limit and the trap ports spare it, an
+// admitted phone's chat MESSAGE containing "sipvicious" bans nobody, and an
+// allowed source is neither banned nor limited; a real scanner is still
+// dropped (and banned in the kernel with iptables).
+func TestTrustedIsTrusted(t *testing.T) {
+	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft")
+	const host = "pbx.example-secret.net"
+	lab, err := os.ReadFile("../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(t.TempDir(), "trunk.yaml")
+	if err := os.WriteFile(pol, append(lab, []byte("\ntrusted:\n  sip: [198.51.100.50, \"2001:db8:20::50\"]\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const trunk, trunk6, phone, allowed, scanner = "198.51.100.50", "2001:db8:20::50", "198.51.100.21", "198.51.100.60", "203.0.113.11"
+	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+		t.Run(string(b), func(t *testing.T) {
+			l := newLabNet(t)
+			for _, a := range []string{trunk + "/32", allowed + "/32"} {
+				nstest.Run(t, "", "ip", "-n", l.inet, "addr", "add", a, "dev", "eth0")
+			}
+			nstest.Run(t, "", "ip", "-n", l.inet, "addr", "add", trunk6+"/128", "dev", "eth0", "nodad")
+			_, files := renderCase(t, goldenCase{Policy: pol, Backend: b})
+			load(t, l.srv, files)
+			banned := func(addr string) bool {
+				return l.inSet(t, b, compile.SetScanners, addr) || l.inSet(t, b, compile.SetTrapped, addr) || l.inSet(t, b, compile.SetBanned, addr)
+			}
+
+			// The trunk: an INVITE to the server's address, a caller who
+			// calls himself "friendly-scanner", a body naming sipvicious.
+			invite := sipMessage("INVITE", "sip:+15551234@192.0.2.10", "friendly-scanner", "Cisco-SIPGateway/IOS-15", "v=0 sipvicious")
+			if !l.sendUDP(t, trunk, invite, true) {
+				t.Error("the trusted trunk's INVITE by IP did not reach the server")
+			}
+			if !l.sendUDP(t, trunk6, strings.Replace(invite, "192.0.2.10", "[2001:db8:10::10]", -1), true) {
+				t.Error("the trusted trunk's INVITE over IPv6 did not reach the server")
+			}
+			// 40 INVITEs at once: the limit (20 per 5s) is not the trunk's.
+			var calls []string
+			for i := 0; i < 40; i++ {
+				calls = append(calls, sipMessage("INVITE", "sip:+15551234@192.0.2.10", "friendly-scanner", "Cisco-SIPGateway/IOS-15", ""))
+			}
+			if n := l.burst(t, trunk, calls); n != 40 {
+				t.Errorf("%d of 40 INVITEs of the trusted trunk reached the server; the INVITE limit must not apply to it", n)
+			}
+			// A trap port does not ban it.
+			l.dialTCP(t, trunk, 23, false)
+			if banned(trunk) || banned(trunk6) {
+				t.Fatal("the trusted trunk was banned")
+			}
+			if !l.sendUDP(t, trunk, sipMessage("OPTIONS", "sip:192.0.2.10", "", "Cisco-SIPGateway/IOS-15", ""), true) {
+				t.Error("the trusted trunk lost SIP after a trap port")
+			}
+
+			// The phone is admitted by its knock (on nftables guard's
+			// inspector does that; here the set is filled the way guard does).
+			if b == compile.IPTables {
+				if !l.sendUDP(t, phone, sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), true) {
+					t.Fatal("the phone's REGISTER with the hostname was dropped")
+				}
+			} else {
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", "admitted4", "{ "+phone+" }")
+			}
+			chat := sipMessage("MESSAGE", "sip:1002@"+host, "Alice", "Zoiper rv2.10.20.4", "have you seen sipvicious? SIPVicious and friendly-scanner are scanners")
+			if !l.sendUDP(t, phone, chat, true) {
+				t.Error("the admitted phone's chat MESSAGE did not reach the server")
+			}
+			if !l.sendUDP(t, phone, sipMessage("INVITE", "sip:1002@"+host, "friendly-scanner", "Zoiper rv2.10.20.4", ""), true) {
+				t.Error("the admitted phone's INVITE with display name friendly-scanner did not reach the server")
+			}
+			if banned(phone) {
+				t.Error("the admitted phone was banned for what its messages say")
+			}
+			// The admitted phone is still rate-limited: 40 INVITEs, about 20 pass.
+			calls = calls[:0]
+			for i := 0; i < 40; i++ {
+				calls = append(calls, sipMessage("INVITE", "sip:1002@"+host, "Alice", "Zoiper", ""))
+			}
+			if n := l.burst(t, phone, calls); n < 17 || n > 21 {
+				t.Errorf("%d of 40 INVITEs of the admitted phone passed, want about 20 (the limit applies to admitted phones)", n)
+			}
+
+			// A source allowed by hand: no signature, limit or trap.
+			set := "allowed4"
+			if b == compile.IPTables {
+				set = "sipwall-allowed4"
+				nstest.Run(t, l.srv, "ipset", "add", set, allowed)
+			} else {
+				nstest.Run(t, l.srv, "nft", "add", "element", "inet", "sipwall", set, "{ "+allowed+" }")
+			}
+			calls = calls[:0]
+			for i := 0; i < 30; i++ {
+				calls = append(calls, sipMessage("INVITE", "sip:1002@192.0.2.10", "sipvicious", "friendly-scanner", ""))
+			}
+			if n := l.burst(t, allowed, calls); n != 30 {
+				t.Errorf("%d of 30 INVITEs of an allowed source passed, want all", n)
+			}
+			l.dialTCP(t, allowed, 23, false)
+			if banned(allowed) {
+				t.Error("an allowed source was banned")
+			}
+
+			// A real scanner is still dropped at its first packet.
+			if l.sendUDP(t, scanner, sipRequest("OPTIONS", "192.0.2.10", "friendly-scanner"), false) {
+				t.Error("the scanner's OPTIONS reached the server")
+			}
+			if b == compile.IPTables && !l.inSet(t, b, compile.SetScanners, scanner) {
+				t.Error("the scanner was not banned")
+			}
+			// A packet of an unknown source carrying both the knock and a
+			// signature bans it: the knock does not launder a scanner.
+			if l.sendUDP(t, "203.0.113.20", sipRequest("REGISTER", host, "friendly-scanner"), false) {
+				t.Error("a scanner's REGISTER carrying the hostname reached the server")
+			}
+			if b == compile.IPTables && !l.inSet(t, b, compile.SetScanners, "203.0.113.20") {
+				t.Error("a scanner carrying the hostname was not banned")
 			}
 		})
 	}

@@ -17,9 +17,18 @@ func (c *compiler) raw() {
 		appendRules(pre, rule("public interface "+ifc, ir.JumpTo(ChainRawPublic), ir.InIface{Name: ifc}))
 	}
 	pub := c.chain(ir.Raw, ChainRawPublic, "", ir.Verdict{})
+	// A ban by hand (or by guard, which never bans trusted sources) wins;
+	// then trusted and allowed sources pass: no scanner ban, signature or
+	// method limit applies to them, whatever their packets carry (a trunk
+	// relays its callers' display names; an operator's phones chat).
 	appendRules(pub, rule("banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}))
 	if c.nft() {
 		appendRules(pub, rule("network banned by hand", ir.VDrop, ir.InSet{Set: SetBannedNet}))
+	}
+	appendRules(pub, rule("trusted: no signature or limit", ir.VReturn, ir.InSet{Set: SetTrusted}),
+		rule("allowed: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowed}))
+	if c.nft() {
+		appendRules(pub, rule("allowed network: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
 	}
 	appendRules(pub, rule("banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
@@ -33,9 +42,17 @@ func (c *compiler) raw() {
 	if c.nft() {
 		c.inspectHook(sip)
 	} else {
+		// An admitted source showed the secret (a scanner never does): its
+		// requests may carry anything, a chat message or a caller's name
+		// included, and are only rate-limited.
+		var unknown []ir.Match
+		if c.knocks() {
+			c.refresh(sip)
+			unknown = []ir.Match{ir.InSet{Set: SetAdmitted, Neg: true}}
+		}
 		for _, s := range p.SIP.Scanners.Signatures {
-			appendRules(sip, rule("scanner signature "+s.Match, ir.JumpTo(ChainScanner),
-				ir.String{Pattern: s.Match, IgnoreCase: s.IgnoreCase, To: 65535}))
+			ms := append(append([]ir.Match(nil), unknown...), ir.String{Pattern: s.Match, IgnoreCase: s.IgnoreCase, To: 65535})
+			appendRules(sip, rule("scanner signature "+s.Match, ir.JumpTo(ChainScanner), ms...))
 		}
 		c.knock(sip)
 	}
@@ -65,9 +82,6 @@ func (c *compiler) knock(ch *ir.Chain) {
 		return
 	}
 	add := ir.AddToSet{Set: SetAdmitted}
-	if c.p.SIP.AdmitFor.Duration > 0 {
-		appendRules(ch, &ir.Rule{Matches: []ir.Match{ir.InSet{Set: SetAdmitted}}, Stmts: []ir.Stmt{add}, Comment: "admitted: refresh"})
-	}
 	for _, k := range keys {
 		appendRules(ch, &ir.Rule{
 			Matches: []ir.Match{ir.InSet{Set: SetAdmitted, Neg: true}, ir.String{Pattern: k.Match, IgnoreCase: k.IgnoreCase, To: 65535}},
@@ -77,13 +91,21 @@ func (c *compiler) knock(ch *ir.Chain) {
 	}
 }
 
+// refresh keeps an admitted source admitted while it sends SIP.
+func (c *compiler) refresh(ch *ir.Chain) {
+	if c.p.SIP.AdmitFor.Duration > 0 {
+		appendRules(ch, &ir.Rule{Matches: []ir.Match{ir.InSet{Set: SetAdmitted}}, Stmts: []ir.Stmt{ir.AddToSet{Set: SetAdmitted}}, Comment: "admitted: refresh"})
+	}
+}
+
 // inspectHook is the nftables stand-in for string matching: SIP packets of
-// sources that are neither admitted nor trusted go to the userspace
+// sources that are neither admitted, allowed nor trusted go to the userspace
 // inspector, which feeds the admitted and scanners sets.
 func (c *compiler) inspectHook(ch *ir.Chain) {
+	// Trusted and allowed sources never get here (sipwall-public).
 	ms := []ir.Match{}
 	if c.knocks() {
-		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true}, ir.InSet{Set: SetAllowed, Neg: true}, ir.InSet{Set: SetAllowedNet, Neg: true}, ir.InSet{Set: SetTrusted, Neg: true})
+		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true})
 	}
 	appendRules(ch, &ir.Rule{Matches: ms, Stmts: []ir.Stmt{ir.NFLog{Group: InspectGroup, Prefix: "sipwall-inspect"}}, Comment: "to the SIP inspector (sipwall guard)"})
 }
@@ -153,7 +175,7 @@ func (c *compiler) filter() {
 		rule("invalid state", ir.VDrop, ir.CTState{States: ir.CTInvalid}),
 		rule("established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
 		rule("loopback", ir.VAccept, ir.InIface{Name: "lo"}),
-		rule("caught by a trap port", ir.JumpTo(ChainTrapBan), ir.InSet{Set: SetTrapped}),
+		rule("caught by a trap port", ir.JumpTo(ChainTrapBan), append([]ir.Match{ir.InSet{Set: SetTrapped}}, c.untrusted()...)...),
 		fam(ir.IPv4, rule("ICMP", ir.JumpTo(ChainICMP), ir.Proto{Proto: ir.ProtoICMP})))
 	if c.rs.Families.Has(ir.IPv6) {
 		appendRules(in, fam(ir.IPv6, rule("ICMPv6", ir.JumpTo(ChainICMPv6), ir.Proto{Proto: ir.ProtoICMPv6})))
@@ -186,7 +208,7 @@ func (c *compiler) filter() {
 		appendRules(in, rule("accepted UDP services", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.Extra.UDP)}))
 	}
 	if len(p.Traps.Ports) > 0 {
-		appendRules(in, rule("trap ports", ir.JumpTo(ChainTraps)))
+		appendRules(in, rule("trap ports (never for trusted or allowed sources)", ir.JumpTo(ChainTraps), c.untrusted()...))
 	}
 	appendRules(in, rule("SIP and RTP", ir.JumpTo(ChainSIPIn)))
 	if p.Log.Drops.Count > 0 {
@@ -384,6 +406,12 @@ func (c *compiler) notes() {
 	}
 	if len(p.SIP.TLSPorts) > 0 && c.knocks() && p.SIP.Mode == policy.ModeHostname {
 		add("TLS ports: the knock is the hostname in the TLS ClientHello (SNI); signatures and method limits cannot see inside TLS.")
+	}
+	add("Trusted networks (trusted.*) and the allowed list pass before the scanner signatures and the method limits and never enter the scanners or trapped lists: whatever their packets carry (a caller's display name relayed by a trunk, a chat message), they are not banned or limited. Only a ban by hand (sipwall ban) drops them.")
+	if c.knocks() {
+		add("Admitted sources (they showed the %s knock, which a scanner never has) skip the scanner signatures: a signature in a message body or a display name does not ban a phone; the method limits still apply to them. A packet from an unknown source that carries a signature bans it, even with the knock.", p.SIP.Mode)
+	} else {
+		add("Mode %s admits no one by a knock: a scanner signature anywhere in a SIP packet from a source that is neither trusted nor allowed bans it, a phone's chat message included. Put trunks in trusted and your own phones' networks in trusted.sip or the allowed list.", p.SIP.Mode)
 	}
 	add("Per-source rates are token buckets: N per period, at most N at once; lists hold up to %d entries and never evict a live one.", p.Lists.Capacity)
 	if !p.IPv6 {

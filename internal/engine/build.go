@@ -8,8 +8,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/packet"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 // opKind is the kind of a compiled match.
@@ -170,15 +169,33 @@ func famIndex(f ir.Family) int {
 	return 0
 }
 
-// Compile builds the program of rs for backend b.
+// Compile builds the program of rs for backend b from the listing the
+// backend's renderer makes of it.
 func Compile(rs *ir.Ruleset, b Backend) (*Program, error) {
+	if b != IPTables && b != NFTables {
+		return nil, fmt.Errorf("engine: unknown backend %q", b)
+	}
+	l, err := render.List(rs, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return Build(rs, l, b)
+}
+
+// Build builds the program of rs for backend b from l, the listing b's
+// renderer made of rs: one program rule per rule entry, in the chain and
+// position the entry gives, compiled from the entry's IR rule.
+func Build(rs *ir.Ruleset, l *ir.Listing, b Backend) (*Program, error) {
 	p := &Program{Backend: b, rs: rs}
+	for i := range p.fam {
+		p.fam[i].byName = map[string]int{}
+	}
 	var err error
 	switch b {
 	case IPTables:
-		err = p.buildIPTables()
+		err = p.buildIPTables(l)
 	case NFTables:
-		err = p.buildNFT()
+		err = p.buildNFT(l)
 	default:
 		err = fmt.Errorf("unknown backend %q", b)
 	}
@@ -188,117 +205,59 @@ func Compile(rs *ir.Ruleset, b Backend) (*Program, error) {
 	return p, nil
 }
 
-var builtinName = map[ir.Hook]string{ir.Prerouting: "PREROUTING", ir.Input: "INPUT", ir.Forward: "FORWARD", ir.Output: "OUTPUT"}
-
-func usedBy(c *ir.Chain, f ir.Family) bool {
-	if len(c.Rules) == 0 {
-		return true
+// attach records a base chain at its hook, in the order the kernel runs
+// them.
+func (fp *famProg) attach(h ir.Hook, ci int) {
+	switch h {
+	case ir.Prerouting:
+		fp.prerout = append(fp.prerout, ci)
+	case ir.Input:
+		fp.input = append(fp.input, ci)
+	case ir.Output:
+		fp.output = append(fp.output, ci)
 	}
-	for _, r := range c.Rules {
-		if r.Fam().Has(f) {
-			return true
-		}
-	}
-	return false
 }
 
-// ruleLines returns the "-A" lines of an iptables-restore file in order.
-func ruleLines(text string) []string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.HasPrefix(l, "-A ") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func (p *Program) buildIPTables() error {
-	out, err := iptables.Render(p.rs)
-	if err != nil {
-		return err
-	}
-	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-		fp := &p.fam[famIndex(f)]
-		fp.byName = map[string]int{}
-		if !p.rs.Families.Has(f) {
+// buildIPTables builds one program per family from the rules.v4 and
+// rules.v6 entries; chains are keyed by table and name, as iptables
+// keeps them.
+func (p *Program) buildIPTables(l *ir.Listing) error {
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		if e.Kind != ir.EntryChain {
 			continue
 		}
-		text := out.V4
-		if f == ir.IPv6 {
-			text = out.V6
+		fp := &p.fam[famIndex(e.Family)]
+		key := string(e.Table) + "/" + e.Chain
+		if e.Hook == "" {
+			fp.addChain(key, false)
+			continue
 		}
-		lines := ruleLines(text)
-		var rules []pending
-		for _, t := range []ir.Table{ir.Raw, ir.Filter} {
-			var chains []*ir.Chain
-			for _, c := range p.rs.Chains {
-				if c.Table == t && usedBy(c, f) {
-					chains = append(chains, c)
-				}
-			}
-			// Built-in chains, with the policy the renderer writes.
-			for _, h := range []ir.Hook{ir.Prerouting, ir.Input, ir.Forward, ir.Output} {
-				idx := -1
-				for _, c := range chains {
-					if c.Hook == h {
-						if idx < 0 {
-							idx = fp.addChain(string(t)+"/"+builtinName[h], true)
-							switch h {
-							case ir.Prerouting:
-								fp.prerout = append(fp.prerout, idx)
-							case ir.Input:
-								fp.input = append(fp.input, idx)
-							case ir.Output:
-								fp.output = append(fp.output, idx)
-							}
-						}
-						fp.chains[idx].policy = policyKind(c.Policy)
-					}
-				}
-			}
-			for _, c := range chains {
-				if !c.Builtin {
-					fp.addChain(string(t)+"/"+c.Name, false)
-				}
-			}
-			for _, c := range chains {
-				if c.Hook != "" && !c.Builtin {
-					bi := fp.byName[string(t)+"/"+builtinName[c.Hook]]
-					rules = append(rules, pending{chain: bi, table: t, chainName: builtinName[c.Hook],
-						r: &ir.Rule{Verdict: ir.JumpTo(c.Name)}, fam: f})
-				}
-			}
-			for _, c := range chains {
-				name := c.Name
-				ci := fp.byName[string(t)+"/"+c.Name]
-				if c.Builtin {
-					name = builtinName[c.Hook]
-					ci = fp.byName[string(t)+"/"+name]
-				}
-				for _, r := range c.Rules {
-					if !r.Fam().Has(f) {
-						continue
-					}
-					// One rendered rule per source (or destination) prefix.
-					for _, x := range expandPrefixes(r) {
-						rules = append(rules, pending{chain: ci, table: t, chainName: name, r: x, orig: r, fam: f})
-					}
-				}
-			}
+		ci, seen := fp.byName[key]
+		if !seen {
+			ci = fp.addChain(key, true)
+			fp.attach(e.Hook, ci)
 		}
-		if len(rules) != len(lines) {
-			return fmt.Errorf("iptables %s: %d rules compiled but %d rendered", f, len(rules), len(lines))
+		fp.chains[ci].policy = policyKind(e.Policy)
+	}
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		if e.Kind != ir.EntryRule {
+			continue
 		}
-		for i, pr := range rules {
-			if !strings.HasPrefix(lines[i], "-A "+pr.chainName+" ") {
-				return fmt.Errorf("iptables %s: rule %d is in chain %s but rendered as %q", f, i+1, pr.chainName, lines[i])
-			}
-			pr.text = lines[i]
-			if err := p.addRule(fp, pr, ir.Table(pr.table)); err != nil {
-				return err
-			}
+		fp := &p.fam[famIndex(e.Family)]
+		ci, ok := fp.byName[string(e.Table)+"/"+e.Chain]
+		if !ok {
+			return fmt.Errorf("iptables %s: rule %q is in an undeclared chain", e.Family, e.Line())
 		}
+		pr := pending{chain: ci, table: e.Table, chainName: e.Chain, r: e.Rule, orig: e.From, fam: e.Family, text: e.Line()}
+		id := len(p.Rules)
+		if err := p.addRuleID(fp, pr, e.Family, id); err != nil {
+			return err
+		}
+		ri := p.ruleInfo(pr)
+		ri.Position = e.Position
+		p.Rules = append(p.Rules, ri)
 	}
 	return nil
 }
@@ -308,43 +267,10 @@ type pending struct {
 	chain     int
 	table     ir.Table
 	chainName string
-	r         *ir.Rule // the rule to compile (a prefix expansion of orig)
-	orig      *ir.Rule
+	r         *ir.Rule  // the rule to compile (the entry's rule)
+	orig      *ir.Rule  // the ruleset's rule (nil for a rule the renderer made)
 	fam       ir.Family // IPv4, IPv6, or Both (nft rules for both families)
 	text      string
-}
-
-// expandPrefixes splits a rule matching several source or destination
-// prefixes into one rule per prefix, as the iptables renderer writes it.
-func expandPrefixes(r *ir.Rule) []*ir.Rule {
-	for i, m := range r.Matches {
-		var ps []netip.Prefix
-		var neg, dst bool
-		switch m := m.(type) {
-		case ir.Src:
-			ps, neg = m.Prefixes, m.Neg
-		case ir.Dst:
-			ps, neg, dst = m.Prefixes, m.Neg, true
-		default:
-			continue
-		}
-		if len(ps) <= 1 {
-			continue
-		}
-		out := make([]*ir.Rule, len(ps))
-		for j, pf := range ps {
-			c := *r
-			c.Matches = append([]ir.Match(nil), r.Matches...)
-			if dst {
-				c.Matches[i] = ir.Dst{Prefixes: []netip.Prefix{pf}, Neg: neg}
-			} else {
-				c.Matches[i] = ir.Src{Prefixes: []netip.Prefix{pf}, Neg: neg}
-			}
-			out[j] = &c
-		}
-		return out
-	}
-	return []*ir.Rule{r}
 }
 
 func policyKind(v ir.Verdict) ir.VerdictKind {
@@ -363,105 +289,70 @@ func (fp *famProg) addChain(name string, base bool) int {
 	return len(fp.chains) - 1
 }
 
-func (p *Program) buildNFT() error {
-	text, err := nft.Render(p.rs)
-	if err != nil {
-		return err
-	}
-	// The rendered rules, chain by chain.
-	var lines []string
-	var lineChains []string
-	chain := ""
-	for _, l := range strings.Split(text, "\n") {
-		if strings.HasPrefix(l, "\tchain ") {
-			chain = strings.TrimSuffix(strings.TrimPrefix(l, "\tchain "), " {")
+// buildNFT builds both families' programs from the one table's entries:
+// every chain exists in both; a rule for one family goes into its
+// program, and a rule for both is compiled once and shared, with one
+// counter and one limit, as the kernel keeps it.
+func (p *Program) buildNFT(l *ir.Listing) error {
+	var chains []*ir.Entry
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		if e.Kind != ir.EntryChain {
 			continue
 		}
-		if chain != "" && strings.HasPrefix(l, "\t\t") && !strings.HasPrefix(l, "\t\ttype ") {
-			lines = append(lines, strings.TrimPrefix(l, "\t\t"))
-			lineChains = append(lineChains, chain)
-		}
-		if l == "\t}" {
-			chain = ""
-		}
-	}
-	fams := []ir.Family{ir.IPv4}
-	if p.rs.Families == ir.Both {
-		fams = []ir.Family{ir.IPv4, ir.IPv6}
-	}
-	for i := range p.fam {
-		fp := &p.fam[i]
-		fp.byName = map[string]int{}
-		for _, c := range p.rs.Chains {
-			ci := fp.addChain(c.Name, c.Hook != "")
-			if c.Hook != "" {
-				fp.chains[ci].policy = policyKind(c.Policy)
+		chains = append(chains, e)
+		for j := range p.fam {
+			fp := &p.fam[j]
+			ci := fp.addChain(e.Chain, e.Hook != "")
+			if e.Hook != "" {
+				fp.chains[ci].policy = policyKind(e.Policy)
 			}
 		}
-		// Base chains by priority: raw (-300) before filter (0).
-		for _, t := range []ir.Table{ir.Raw, ir.Filter} {
-			for _, c := range p.rs.Chains {
-				if c.Table != t {
-					continue
-				}
-				switch c.Hook {
-				case ir.Prerouting:
-					fp.prerout = append(fp.prerout, fp.byName[c.Name])
-				case ir.Input:
-					fp.input = append(fp.input, fp.byName[c.Name])
-				case ir.Output:
-					fp.output = append(fp.output, fp.byName[c.Name])
+	}
+	// Base chains by priority: raw (-300) before filter (0).
+	for _, t := range []ir.Table{ir.Raw, ir.Filter} {
+		for _, e := range chains {
+			if e.Table == t {
+				for j := range p.fam {
+					p.fam[j].attach(e.Hook, p.fam[j].byName[e.Chain])
 				}
 			}
 		}
 	}
-	n := 0
-	for _, c := range p.rs.Chains {
-		for _, r := range c.Rules {
-			for _, f := range fams {
-				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !nft.FamilySpecific(r) && f == ir.IPv6) {
-					continue
-				}
-				ff := f
-				if r.Fam() == ir.Both && !nft.FamilySpecific(r) {
-					ff = ir.Both
-				}
-				if n >= len(lines) || lineChains[n] != c.Name {
-					return fmt.Errorf("nftables: rule %d of chain %s has no rendered line", n+1, c.Name)
-				}
-				pr := pending{table: c.Table, chainName: c.Name, r: r, orig: r, fam: ff, text: lines[n]}
-				n++
-				id := len(p.Rules)
-				fp := &p.fam[famIndex(f)]
-				pr.chain = fp.byName[c.Name]
-				if err := p.addRuleID(fp, pr, f, id); err != nil {
-					return err
-				}
-				if ff == ir.Both {
-					// One rule, one counter and one limit for both
-					// families: the IPv6 program shares the compiled rule.
-					v4 := &p.fam[0].chains[pr.chain].rules
-					v6 := &p.fam[1].chains[p.fam[1].byName[c.Name]].rules
-					*v6 = append(*v6, (*v4)[len(*v4)-1])
-					p.fam[1].hasRules = true
-				}
-				p.Rules = append(p.Rules, p.ruleInfo(pr, len(p.Rules)))
-			}
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		if e.Kind != ir.EntryRule {
+			continue
 		}
-	}
-	if n != len(lines) {
-		return fmt.Errorf("nftables: %d rules compiled but %d rendered", n, len(lines))
-	}
-	// Positions within each chain.
-	pos := map[string]int{}
-	for i := range p.Rules {
-		pos[p.Rules[i].Chain]++
-		p.Rules[i].Position = pos[p.Rules[i].Chain]
+		f := e.Family
+		if f == ir.Both {
+			f = ir.IPv4
+		}
+		fp := &p.fam[famIndex(f)]
+		ci, ok := fp.byName[e.Chain]
+		if !ok {
+			return fmt.Errorf("nftables: rule %q is in an undeclared chain", e.Line())
+		}
+		pr := pending{chain: ci, table: e.Table, chainName: e.Chain, r: e.Rule, orig: e.From, fam: e.Family, text: e.Line()}
+		if err := p.addRuleID(fp, pr, f, len(p.Rules)); err != nil {
+			return err
+		}
+		if e.Family == ir.Both {
+			// One rule, one counter and one limit for both
+			// families: the IPv6 program shares the compiled rule.
+			v4 := &p.fam[0].chains[ci].rules
+			v6 := &p.fam[1].chains[p.fam[1].byName[e.Chain]].rules
+			*v6 = append(*v6, (*v4)[len(*v4)-1])
+			p.fam[1].hasRules = true
+		}
+		ri := p.ruleInfo(pr)
+		ri.Position = e.Position
+		p.Rules = append(p.Rules, ri)
 	}
 	return nil
 }
 
-func (p *Program) ruleInfo(pr pending, id int) Rule {
+func (p *Program) ruleInfo(pr pending) Rule {
 	orig := pr.orig
 	if orig == nil {
 		orig = pr.r
@@ -478,24 +369,6 @@ func (p *Program) ruleInfo(pr pending, id int) Rule {
 		}
 	}
 	return ri
-}
-
-// addRule adds an iptables rule (one family) to the program.
-func (p *Program) addRule(fp *famProg, pr pending, t ir.Table) error {
-	id := len(p.Rules)
-	if err := p.addRuleID(fp, pr, pr.fam, id); err != nil {
-		return err
-	}
-	ri := p.ruleInfo(pr, id)
-	n := 0
-	for _, r := range p.Rules {
-		if r.Family == pr.fam && r.Table == t && r.Chain == pr.chainName {
-			n++
-		}
-	}
-	ri.Position = n + 1
-	p.Rules = append(p.Rules, ri)
-	return nil
 }
 
 // addRuleID compiles pr for family f and appends it to its chain in fp.

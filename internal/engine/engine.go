@@ -2,14 +2,15 @@
 // userspace, the way the kernel evaluates the same ruleset once it is
 // rendered for iptables or nftables.
 //
-// Compile turns an *ir.Ruleset into a flat program for one backend. The
-// program's rules mirror the rendered rules one to one: the iptables
-// renderer writes a multi-prefix source or destination as one rule per
-// prefix and each family into its own file; the nftables renderer writes a
-// family-specific rule once per family into one inet table. Compile renders
-// the ruleset with the real renderer and pairs every program rule with its
-// rendered line, so the counters the engine keeps can be compared with
-// iptables-save -c or nft list ruleset.
+// Compile turns an *ir.Ruleset into a flat program for one backend, built
+// from the listing the backend's renderer makes of it (ir.Listing): one
+// program rule per rule entry, in the entry's family, chain and position,
+// compiled from the entry's IR rule (the iptables renderer writes a
+// multi-prefix source or destination as one rule per prefix and each
+// family into its own file; the nftables renderer writes a family-specific
+// rule once per family into one inet table). The program's rules are the
+// kernel's rules one to one, so the counters the engine keeps can be
+// compared with iptables-save -c or nft list ruleset.
 //
 // An Engine holds the dynamic state: conntrack (TCP, UDP, ICMP and the
 // generic protocol, with the kernel's state tables and timeouts), address

@@ -89,7 +89,11 @@ func (rs *Ruleset) Set(name string) *Set {
 // Set is an address list. It exists once per family in Families; renderers
 // name the instances NAME4 and NAME6.
 type Set struct {
-	Name     string
+	Name string
+	// List is the list the set holds part of when one list is kept in
+	// several sets (banned-net holds the networks of banned); "" when it
+	// is Name.
+	List     string
 	Families Family
 	// Dynamic sets are filled from the packet path (knock, scanner, trap).
 	Dynamic bool
@@ -100,6 +104,9 @@ type Set struct {
 	// Size is the maximum number of entries; a full set refuses new entries
 	// and never evicts a live one.
 	Size int
+	// Static sets hold the policy's Elements and nothing else: an apply
+	// replaces their contents instead of carrying them over.
+	Static bool
 	// Elements are static contents.
 	Elements []netip.Prefix
 	Comment  string
@@ -126,6 +133,8 @@ type Rule struct {
 	Stmts   []Stmt
 	Verdict Verdict
 	Comment string
+	// Kind says what the rule is for (stats groups counters by it).
+	Kind Kind
 }
 
 // Fam returns the rule's families, Both when unset.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/apply"
+	sw "github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
@@ -75,7 +75,11 @@ func BenchmarkBanOne(b *testing.B) {
 		// benchmark's thread enters the namespace and the tools inherit it,
 		// as on a real host.
 		direct := *l.store
-		direct.R = apply.Exec{}
+		be, err := sw.Open(sw.Name(backend), sw.Host{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		direct.Backend, direct.Kernel = be, be.Store(direct.Sets)
 		b.Run(backend+"/add-direct", func(b *testing.B) {
 			err := netns.Do(l.srv, func() error {
 				for i := 0; i < b.N; i++ {

@@ -2,8 +2,8 @@ package lists_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,19 +13,21 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	sw "github.com/sipwall/sipwall/internal/backend"
+	_ "github.com/sipwall/sipwall/internal/backend/builtin"
 	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 var backends = []string{"iptables", "nftables"}
 
-// render compiles examples/lab.yaml for backend.
-func render(t testing.TB, backend string) map[string]string {
+// generation compiles examples/lab.yaml for backend.
+func generation(t testing.TB, backend string) *apply.Generation {
 	t.Helper()
 	p, err := policy.LoadFile("../../examples/lab.yaml")
 	if err != nil {
@@ -35,21 +37,15 @@ func render(t testing.TB, backend string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{}
-	if backend == "iptables" {
-		out, err := iptables.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["rules.v4"], files["rules.v6"], files["ipsets"] = out.V4, out.V6, out.IPSets
-	} else {
-		out, err := nft.Render(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["sipwall.nft"] = out
+	files, err := render.Files(rs, backend)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return files
+	g, err := apply.NewGeneration(sw.Name(backend), rs, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // lab is a server namespace with the lab ruleset applied by apply.Manager
@@ -65,11 +61,13 @@ func newLab(t testing.TB, backend string, wired bool) *lab {
 	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft", "conntrack")
 	l := &lab{srv: nstest.New(t, "lsrv"), stateDir: t.TempDir()}
 	ctx := context.Background()
-	m := &apply.Manager{R: apply.Exec{NS: l.srv}, StateDir: l.stateDir}
-	if _, err := m.Apply(ctx, &apply.Generation{Backend: backend, PolicyFile: "examples/lab.yaml", Files: render(t, backend)}, apply.ApplyOptions{}); err != nil {
+	m := &apply.Manager{Host: sw.Host{NS: l.srv}, StateDir: l.stateDir}
+	gen := generation(t, backend)
+	gen.PolicyFile = "examples/lab.yaml"
+	if _, err := m.Apply(ctx, gen, apply.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := lists.Open(l.stateDir, apply.Exec{NS: l.srv})
+	st, err := lists.Open(ctx, l.stateDir, sw.Host{NS: l.srv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +437,11 @@ func TestDeleteFlowsNetwork(t *testing.T) {
 		argv = append(argv, "-p", "udp", "--sport", "5099", "--dport", "5060", "-t", "100", "-u", "ASSURED")
 		nstest.Run(t, ns, argv...)
 	}
-	n, err := lists.DeleteFlows(context.Background(), apply.Exec{NS: ns}, prefixes(t, "198.51.100.0/24", "2001:db8:20::11"))
+	be, err := sw.Open(sw.IPTables, sw.Host{NS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := be.ForgetFlows(context.Background(), prefixes(t, "198.51.100.0/24", "2001:db8:20::11"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,17 +589,14 @@ func TestRestoreCorruptFallsBack(t *testing.T) {
 // TestIPv6Off: an IPv6 address under a ruleset without IPv6 sets is a clear
 // error before anything changes.
 func TestIPv6Off(t *testing.T) {
-	s := &lists.Store{R: failRunner{t}, Backend: "iptables", Sets: map[string]bool{"sipwall-banned4": true}}
+	sets := []sw.Set{{Name: "sipwall-banned4", List: "banned", IRName: "banned", Family: ir.IPv4, Networks: true}}
+	fake := sw.NewFakeStore(sets)
+	s := &lists.Store{Sets: sets, Kernel: fake}
 	_, err := s.Ban(context.Background(), items(t, 0, "", "203.0.113.1", "2001:db8::1"))
-	if err == nil || !strings.Contains(err.Error(), "no set sipwall-banned6") {
+	if err == nil || !strings.Contains(err.Error(), "no ipv6 set for the banned list") || !errors.Is(err, sw.ErrNoSet) {
 		t.Errorf("ban of IPv6 without IPv6 sets: %v", err)
 	}
-}
-
-// failRunner fails the test if anything is run.
-type failRunner struct{ t *testing.T }
-
-func (f failRunner) Run(_ context.Context, _ io.Reader, argv ...string) (string, error) {
-	f.t.Errorf("ran %v; nothing should run", argv)
-	return "", nil
+	if got := fake.String(); got != "" {
+		t.Errorf("the lists changed:\n%s", got)
+	}
 }

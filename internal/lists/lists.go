@@ -1,12 +1,10 @@
 // Package lists manages sipwall's dynamic lists in the kernel: the banned,
-// allowed, admitted, scanners and trapped sets (ipset sets for the iptables
-// backend, sets of table inet sipwall for nftables). It bans and unbans
+// allowed, admitted, scanners and trapped lists. It bans and unbans
 // addresses and networks in one transaction, deletes a banned source's
 // conntrack flows, saves the lists with their remaining timeouts to a
-// checksummed file and restores them, and reads the ruleset's counters.
-// Everything it does to the system goes through an apply.Runner, except the
-// changes to nftables lists: those go over netlink, in the namespace where
-// the Runner (an apply.Exec) runs its tools.
+// checksummed file and restores them, and explains the ruleset's counters.
+// What it does to the kernel goes through the applied backend's set store
+// (package backend); it knows no set names.
 package lists
 
 import (
@@ -14,17 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
-	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
-	"github.com/sipwall/sipwall/internal/render/iptables"
-	"github.com/sipwall/sipwall/internal/render/nft"
 )
 
 // Names are the dynamic lists, in the order they are shown.
@@ -42,33 +37,6 @@ var about = map[string]string{
 // About says what list name is for ("" for an unknown list).
 func About(name string) string { return about[name] }
 
-// networks reports whether a list takes networks (CIDR) as well as single
-// addresses: the nft sets of the other lists are filled by the kernel with
-// single addresses and have no interval flag.
-func networks(list string) bool { return list == compile.SetBanned || list == compile.SetAllowed }
-
-// netTwin is, with nftables, the set of list that holds its networks: the
-// set named after the list holds single addresses in a hash, whose changes
-// cost the same whatever its size, and the twin holds networks in an
-// interval set, whose every change walks the whole tree.
-var netTwin = map[string]string{compile.SetBanned: compile.SetBannedNet, compile.SetAllowed: compile.SetAllowedNet}
-
-// setList is the set (named as in package compile, without the family)
-// that holds p for list in backend.
-func setList(backend, list string, p netip.Prefix) string {
-	if backend == "nftables" && !p.IsSingleIP() {
-		if t, ok := netTwin[list]; ok {
-			return t
-		}
-	}
-	return list
-}
-
-// entrySet is the name of the kernel set that holds e in backend.
-func entrySet(backend string, e Entry) string {
-	return kernelName(backend, setList(backend, e.List, e.Prefix), family(e.Prefix))
-}
-
 // CheckList returns an error unless name is one of the dynamic lists.
 func CheckList(name string) error {
 	for _, n := range Names {
@@ -80,25 +48,10 @@ func CheckList(name string) error {
 }
 
 // Entry is one address or network in a list.
-type Entry struct {
-	List   string
-	Prefix netip.Prefix
-	// Remaining is the time left before the kernel removes the entry;
-	// 0 means never.
-	Remaining time.Duration
-	Comment   string
-}
-
-// Addr is the entry as people write it: an address, or a network in CIDR.
-func (e Entry) Addr() string { return FormatPrefix(e.Prefix) }
+type Entry = backend.Entry
 
 // FormatPrefix writes a single address without its /32 or /128.
-func FormatPrefix(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
+func FormatPrefix(p netip.Prefix) string { return backend.FormatPrefix(p) }
 
 // Item is one address or network to put in a list.
 type Item struct {
@@ -109,8 +62,8 @@ type Item struct {
 }
 
 // ParseItem parses an address or a network for list; it refuses networks
-// with host bits set, /0 and, in lists that hold single addresses only,
-// networks.
+// with host bits set and /0. (Whether the list takes networks is the
+// applied ruleset's to say: Add refuses them where it does not.)
 func ParseItem(list, s string) (netip.Prefix, error) {
 	p, err := policy.ParsePrefix(s)
 	if err != nil {
@@ -119,23 +72,24 @@ func ParseItem(list, s string) (netip.Prefix, error) {
 	if p.Bits() == 0 {
 		return netip.Prefix{}, fmt.Errorf("%q is every address: refusing to put it in a list", s)
 	}
-	if !p.IsSingleIP() && !networks(list) {
-		return netip.Prefix{}, fmt.Errorf("%q is a network; the %s list holds single addresses only", s, list)
-	}
 	return p, nil
 }
 
-// MaxFor returns the longest --for the backend's sets accept.
-func MaxFor(backend string) time.Duration {
-	if backend == "iptables" {
-		// ipset keeps timeouts in milliseconds in a 32-bit number.
-		return 4294967 * time.Second
+// MaxFor returns the longest --for backend n's sets accept.
+func MaxFor(n backend.Name) time.Duration {
+	be, err := backend.Open(n, backend.Host{})
+	if err != nil {
+		return 0
 	}
-	return 3650 * 24 * time.Hour
+	return be.MaxTimeout()
 }
 
-// CheckFor validates a --for duration for backend.
-func CheckFor(backend string, d time.Duration) error {
+// CheckFor validates a --for duration for backend n.
+func CheckFor(n backend.Name, d time.Duration) error {
+	return checkFor(n, MaxFor(n), d)
+}
+
+func checkFor(n backend.Name, max, d time.Duration) error {
 	switch {
 	case d == 0:
 		return nil
@@ -143,35 +97,37 @@ func CheckFor(backend string, d time.Duration) error {
 		return fmt.Errorf("%s is shorter than the kernel's 1 s resolution", d)
 	case d%time.Second != 0:
 		return fmt.Errorf("%s is not a whole number of seconds", d)
-	case d > MaxFor(backend):
+	case max > 0 && d > max:
 		return fmt.Errorf("%s is longer than the %s backend allows (%s, about %d days); leave --for out to ban until unbanned",
-			d, backend, MaxFor(backend), int(MaxFor(backend)/(24*time.Hour)))
+			d, n, max, int(max/(24*time.Hour)))
 	}
 	return nil
 }
 
 // ErrNothingApplied is returned when no ruleset has been applied.
-var ErrNothingApplied = errors.New("nothing applied: run sipwall apply first")
+var ErrNothingApplied = apply.ErrNothingApplied
 
 // Store reads and changes the lists of the applied ruleset.
 type Store struct {
-	R       apply.Runner
-	Backend string // "iptables" or "nftables"
+	// Backend is the applied backend: its counters, conntrack, limits
+	// (nil: none of those, as with a fake set store in tests).
+	Backend backend.Backend
+	// Sets are the applied generation's sets.
+	Sets []backend.Set
+	// Kernel is the set store every change goes through.
+	Kernel backend.SetStore
 	// StateDir holds the lock that serialises changes with other sipwall
 	// processes ("" takes no lock).
 	StateDir string
 	// LockWait is how long to wait for another sipwall (default 10 s).
 	LockWait time.Duration
-	// Sets are the kernel sets the applied ruleset declares (nil: not
-	// checked); an entry for a set it lacks, such as an IPv6 address
-	// under a policy without IPv6, is refused before anything changes.
-	Sets map[string]bool
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
 
-// Open returns the Store of the ruleset applied according to stateDir.
-func Open(stateDir string, r apply.Runner) (*Store, error) {
+// Open returns the Store of the ruleset applied according to stateDir,
+// acting on host h.
+func Open(ctx context.Context, stateDir string, h backend.Host) (*Store, error) {
 	st, err := apply.LoadState(stateDir)
 	if err != nil {
 		return nil, err
@@ -179,42 +135,42 @@ func Open(stateDir string, r apply.Runner) (*Store, error) {
 	if st.Current == nil {
 		return nil, ErrNothingApplied
 	}
-	return &Store{R: r, Backend: st.Current.Backend, StateDir: stateDir, Sets: DeclaredSets(st.Current)}, nil
+	be, err := backend.Open(st.Current.Backend, h)
+	if err != nil {
+		return nil, err
+	}
+	m := &apply.Manager{Host: h, StateDir: stateDir}
+	sets, err := m.CurrentSets(ctx, st.Current)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{Backend: be, Sets: sets, Kernel: be.Store(sets), StateDir: stateDir}, nil
 }
 
-var (
-	ipsetCreate = regexp.MustCompile(`(?m)^create (\S+) `)
-	nftSetDecl  = regexp.MustCompile(`(?m)^\s*set (\S+) \{`)
-)
-
-// DeclaredSets returns the kernel sets a generation's files declare.
-func DeclaredSets(g *apply.Generation) map[string]bool {
-	if g == nil {
-		return nil
+// Name is the applied backend's name ("" without one).
+func (s *Store) Name() backend.Name {
+	if s.Backend == nil {
+		return ""
 	}
-	m := map[string]bool{}
-	for _, re := range []*regexp.Regexp{ipsetCreate, nftSetDecl} {
-		for _, f := range g.Files {
-			for _, x := range re.FindAllStringSubmatch(f, -1) {
-				m[x[1]] = true
-			}
-		}
-	}
-	return m
+	return s.Backend.Name()
 }
 
-// checkSets refuses entries whose set the applied ruleset lacks.
+func (s *Store) maxTimeout() time.Duration {
+	if s.Backend == nil {
+		return 0
+	}
+	return s.Backend.MaxTimeout()
+}
+
+// checkSets refuses entries whose set the applied ruleset lacks, before
+// anything changes.
 func (s *Store) checkSets(entries []Entry) error {
-	if s.Sets == nil {
-		return nil
-	}
 	for _, e := range entries {
-		if n := entrySet(s.Backend, e); !s.Sets[n] {
-			why := ""
-			if family(e.Prefix) == ir.IPv6 {
-				why = " (is ipv6 off in the policy?)"
+		if _, err := backend.SetFor(s.Sets, e.List, e.Prefix); err != nil {
+			if errors.Is(err, backend.ErrNoSet) {
+				return fmt.Errorf("%w; nothing changed", err)
 			}
-			return fmt.Errorf("%s: the applied ruleset has no set %s%s; nothing changed", e.Addr(), n, why)
+			return err
 		}
 	}
 	return nil
@@ -238,58 +194,18 @@ func (s *Store) lock() (func(), error) {
 	return apply.Lock(s.StateDir, wait)
 }
 
-func (s *Store) be() (backend, error) {
-	switch s.Backend {
-	case "iptables":
-		return ipsetBackend{s.R}, nil
-	case "nftables":
-		return nftBackend{s.R}, nil
-	}
-	return nil, fmt.Errorf("lists: unknown backend %q", s.Backend)
-}
-
-// backend is one kind of kernel set.
-type backend interface {
-	// read returns the entries of the lists (both families).
-	read(ctx context.Context, lists []string) ([]Entry, error)
-	// add puts entries in; an entry already present takes the new
-	// timeout and comment. It returns how many went in and warnings.
-	add(ctx context.Context, entries []Entry) (int, []string, error)
-	// del removes entries that are present.
-	del(ctx context.Context, entries []Entry) error
-}
-
-func family(p netip.Prefix) ir.Family {
-	if p.Addr().Is4() {
-		return ir.IPv4
-	}
-	return ir.IPv6
-}
-
-// kernelName is the name of list's set for p's family in backend.
-func kernelName(backend, list string, f ir.Family) string {
-	if backend == "iptables" {
-		return iptables.SetName(list, f)
-	}
-	return nft.SetName(list, f)
-}
-
 // List returns the entries of the given lists (every list when none),
 // sorted by list, then address.
 func (s *Store) List(ctx context.Context, lists ...string) ([]Entry, error) {
 	if len(lists) == 0 {
-		lists = Names
+		lists = s.lists()
 	}
 	for _, l := range lists {
 		if err := CheckList(l); err != nil {
 			return nil, err
 		}
 	}
-	be, err := s.be()
-	if err != nil {
-		return nil, err
-	}
-	es, err := be.read(ctx, lists)
+	es, err := s.Kernel.Read(ctx, lists...)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +253,10 @@ func (s *Store) Ban(ctx context.Context, items []Item) (*Result, error) {
 	for i, it := range items {
 		prefixes[i] = it.Prefix
 	}
-	n, err := DeleteFlows(ctx, s.R, prefixes)
+	if s.Backend == nil {
+		return res, nil
+	}
+	n, err := s.Backend.ForgetFlows(ctx, prefixes)
 	res.Flows = n
 	if err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("banned, but deleting their conntrack flows failed: %v", err))
@@ -374,10 +293,7 @@ func (s *Store) Add(ctx context.Context, list string, items []Item) (*Result, er
 		if !it.Prefix.IsValid() {
 			return nil, fmt.Errorf("lists: invalid address")
 		}
-		if !it.Prefix.IsSingleIP() && !networks(list) {
-			return nil, fmt.Errorf("%s is a network; the %s list holds single addresses only", it.Prefix, list)
-		}
-		if err := CheckFor(s.Backend, it.For); err != nil {
+		if err := checkFor(s.Name(), s.maxTimeout(), it.For); err != nil {
 			return nil, fmt.Errorf("%s: --for: %w", FormatPrefix(it.Prefix), err)
 		}
 		entries = append(entries, Entry{List: list, Prefix: it.Prefix.Masked(), Remaining: it.For, Comment: it.Comment})
@@ -390,16 +306,12 @@ func (s *Store) Add(ctx context.Context, list string, items []Item) (*Result, er
 	if err := s.checkSets(entries); err != nil {
 		return nil, err
 	}
-	be, err := s.be()
-	if err != nil {
-		return nil, err
-	}
 	unlock, err := s.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	res.Added, res.Warnings, err = be.add(ctx, entries)
+	res.Added, res.Warnings, err = s.Kernel.Add(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -429,24 +341,13 @@ func dedupe(entries []Entry) ([]Entry, []string) {
 		if last[key{e.List, e.Prefix}] != i {
 			continue
 		}
-		if w, ok := widerIn(nets, e); ok {
+		if w, ok := backend.Wider(nets, e); ok {
 			covered = append(covered, fmt.Sprintf("%s (inside %s)", e.Addr(), w.Addr()))
 			continue
 		}
 		out = append(out, e)
 	}
 	return out, covered
-}
-
-// widerIn finds an entry of the same list in nets strictly wider than e
-// that contains it.
-func widerIn(nets []Entry, e Entry) (Entry, bool) {
-	for _, n := range nets {
-		if n.List == e.List && n.Prefix.Bits() < e.Prefix.Bits() && n.Prefix.Contains(e.Prefix.Addr()) {
-			return n, true
-		}
-	}
-	return Entry{}, false
 }
 
 // Remove takes prefixes out of the given lists in one transaction. A prefix
@@ -458,16 +359,12 @@ func (s *Store) Remove(ctx context.Context, lists []string, prefixes []netip.Pre
 			return nil, err
 		}
 	}
-	be, err := s.be()
-	if err != nil {
-		return nil, err
-	}
 	unlock, err := s.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	have, err := be.read(ctx, lists)
+	have, err := s.Kernel.Read(ctx, lists...)
 	if err != nil {
 		return nil, err
 	}
@@ -512,12 +409,12 @@ func (s *Store) Remove(ctx context.Context, lists []string, prefixes []netip.Pre
 	if len(del) == 0 {
 		return &Result{}, nil
 	}
-	if err := be.del(ctx, del); err != nil {
+	if err := s.Kernel.Delete(ctx, del); err != nil {
 		return nil, err
 	}
 	res := &Result{Removed: len(del)}
 	for _, d := range del {
-		if n, ok := widerIn(nets, d); ok {
+		if n, ok := backend.Wider(nets, d); ok {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is still listed inside %s (list %s)", d.Addr(), n.Addr(), n.List))
 		}
 	}

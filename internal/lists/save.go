@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
 // FileVersion is the version of the saved-lists file this sipwall writes.
@@ -68,17 +70,21 @@ func (e *NewerError) Error() string {
 
 // readFile reads and verifies a saved-lists file.
 func readFile(path string) (*savedFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := apply.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	head, body, ok := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(head))
+	if len(f) == 0 || f[0] != magic {
+		// Nothing of the file is shown: it may be another file's content.
+		return nil, fmt.Errorf("%s is not a sipwall lists file (it does not start with %q)", path, magic)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%s is truncated (no header line)", path)
 	}
-	f := strings.Fields(string(head))
-	if len(f) != 3 || f[0] != magic || !strings.HasPrefix(f[2], "sha256:") {
-		return nil, fmt.Errorf("%s is not a sipwall lists file (bad header %.40q)", path, head)
+	if len(f) != 3 || !strings.HasPrefix(f[2], "sha256:") {
+		return nil, fmt.Errorf("%s: bad header line (want %q VERSION sha256:HEX)", path, magic)
 	}
 	v, err := strconv.Atoi(f[1])
 	if err != nil || v < 1 {
@@ -101,7 +107,7 @@ func readFile(path string) (*savedFile, error) {
 		if err := CheckList(e.List); err != nil {
 			return nil, fmt.Errorf("%s: entry %d: %v", path, i+1, err)
 		}
-		if _, err := parseKernelPrefix(e.Addr); err != nil {
+		if _, err := parsePrefix(e.Addr); err != nil {
 			return nil, fmt.Errorf("%s: entry %d: %v", path, i+1, err)
 		}
 	}
@@ -128,17 +134,13 @@ func (s *Store) Save(ctx context.Context, path string) (*SaveResult, error) {
 		return nil, err
 	}
 	defer unlock()
-	be, err := s.be()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := be.read(ctx, Names)
+	entries, err := s.Kernel.Read(ctx, s.lists()...)
 	if err != nil {
 		return nil, err
 	}
 	sortEntries(entries)
 	now := s.now().UTC().Truncate(time.Second)
-	sf := &savedFile{SavedAt: now, Backend: s.Backend, Entries: make([]savedEntry, 0, len(entries))}
+	sf := &savedFile{SavedAt: now, Backend: string(s.Name()), Entries: make([]savedEntry, 0, len(entries))}
 	for _, e := range entries {
 		se := savedEntry{List: e.List, Addr: e.Addr(), Comment: e.Comment}
 		if e.Remaining > 0 {
@@ -151,23 +153,29 @@ func (s *Store) Save(ctx context.Context, path string) (*SaveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &SaveResult{Path: path, Entries: len(entries)}
-	if _, err := os.Stat(path); err == nil {
+	return saveFile(path, data, len(entries))
+}
+
+// saveFile writes data as path's new generation; the file it replaces
+// becomes Previous(path) when it is valid. The old file is neither moved
+// nor touched before the new one is complete on disk: a full disk leaves
+// both generations as they were.
+func saveFile(path string, data []byte, entries int) (*SaveResult, error) {
+	res := &SaveResult{Path: path, Entries: entries}
+	keep := false
+	if _, err := os.Lstat(path); err == nil {
 		var newer *NewerError
 		switch _, rerr := readFile(path); {
 		case rerr == nil:
-			if err := os.Rename(path, Previous(path)); err != nil {
-				return nil, fmt.Errorf("save: keep the previous generation: %w", err)
-			}
-			res.Rotated = true
+			keep, res.Rotated = true, true
 		case errors.As(rerr, &newer):
 			return nil, fmt.Errorf("save: %w", rerr)
 		default:
 			res.Note = fmt.Sprintf("replaced %s, which was unreadable (%v); %s stays the previous generation", path, rerr, Previous(path))
 		}
 	}
-	if err := apply.WriteAtomic(path, data, 0o600); err != nil {
-		return nil, fmt.Errorf("save: %w", err)
+	if err := apply.WriteGenerations(path, Previous(path), data, 0o600, keep); err != nil {
+		return nil, fmt.Errorf("save: %w; %s and %s are unchanged", err, path, Previous(path))
 	}
 	return res, nil
 }
@@ -203,7 +211,7 @@ func (s *Store) Restore(ctx context.Context, path string) (*RestoreResult, error
 	now := s.now()
 	var entries []Entry
 	for _, se := range sf.Entries {
-		p, _ := parseKernelPrefix(se.Addr)
+		p, _ := parsePrefix(se.Addr) // checked by readFile
 		e := Entry{List: se.List, Prefix: p, Comment: se.Comment}
 		if se.ExpiresAt != nil {
 			left := se.ExpiresAt.Sub(now)
@@ -212,19 +220,18 @@ func (s *Store) Restore(ctx context.Context, path string) (*RestoreResult, error
 				continue
 			}
 			e.Remaining = left.Truncate(time.Second)
-			if max := MaxFor(s.Backend); e.Remaining > max {
+			if max := s.maxTimeout(); max > 0 && e.Remaining > max {
 				e.Remaining = max
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): %s left, shortened to the %s backend's limit %s", e.Addr(), e.List, left.Truncate(time.Second), s.Backend, max))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): %s left, shortened to the %s backend's limit %s", e.Addr(), e.List, left.Truncate(time.Second), s.Name(), max))
 			}
 		}
-		if !p.IsSingleIP() && !networks(e.List) {
+		if _, err := backend.SetFor(s.Sets, e.List, e.Prefix); err != nil {
 			res.Skipped++
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): a network, which this list cannot hold; left out", e.Addr(), e.List))
-			continue
-		}
-		if s.Sets != nil && !s.Sets[entrySet(s.Backend, e)] {
-			res.Skipped++
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): the applied ruleset has no set for it (ipv6 off?); left out", e.Addr(), e.List))
+			if errors.Is(err, backend.ErrNoSet) {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): the applied ruleset has no set for it (ipv6 off?); left out", e.Addr(), e.List))
+			} else {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s): a network, which this list cannot hold; left out", e.Addr(), e.List))
+			}
 			continue
 		}
 		entries = append(entries, e)
@@ -239,11 +246,7 @@ func (s *Store) Restore(ctx context.Context, path string) (*RestoreResult, error
 		return nil, err
 	}
 	defer unlock()
-	be, err := s.be()
-	if err != nil {
-		return nil, err
-	}
-	n, w, err := be.add(ctx, entries)
+	n, w, err := s.Kernel.Add(ctx, entries)
 	if err != nil {
 		return nil, fmt.Errorf("restore from %s: %w", from, err)
 	}
@@ -281,4 +284,32 @@ func loadGenerations(path string) (*savedFile, string, string, error) {
 		perr = fmt.Errorf("%s does not exist", prev)
 	}
 	return nil, "", "", fmt.Errorf("cannot restore: %v, and the previous generation too: %v; nothing changed", err, perr)
+}
+
+// parsePrefix parses a saved address or network.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or network", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or network", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// lists are the lists the applied ruleset holds: Names that have a set.
+func (s *Store) lists() []string {
+	var out []string
+	for _, n := range Names {
+		if len(backend.SetsOf(s.Sets, n)) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -2,14 +2,12 @@ package lists
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/sipwall/sipwall/internal/render/nft"
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
 // Counter is one rule's counters, summed over the address families.
@@ -31,7 +29,7 @@ type Group struct {
 
 // Stats are the ruleset's live counters and the lists' sizes.
 type Stats struct {
-	Backend string         `json:"backend"`
+	Backend backend.Name   `json:"backend"`
 	Groups  []Group        `json:"groups"`
 	Lists   map[string]int `json:"lists"`
 	Rules   []Counter      `json:"rules"`
@@ -77,20 +75,35 @@ var rateLimit = regexp.MustCompile(`\bover \d+ `)
 // Stats reads the counters of sipwall's rules from the kernel and groups
 // them by what they count.
 func (s *Store) Stats(ctx context.Context) (*Stats, error) {
-	var rules []Counter
-	var err error
-	switch s.Backend {
-	case "iptables":
-		rules, err = s.iptCounters(ctx)
-	case "nftables":
-		rules, err = s.nftCounters(ctx)
-	default:
-		err = fmt.Errorf("lists: unknown backend %q", s.Backend)
+	if s.Backend == nil {
+		return nil, fmt.Errorf("stats: no backend")
 	}
+	raw, err := s.Backend.Counters(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stats: %w", err)
 	}
-	st := &Stats{Backend: s.Backend, Rules: rules, Lists: map[string]int{}}
+	// Summed over the families, by chain and comment.
+	sum := map[[2]string]*Counter{}
+	var order [][2]string
+	for _, r := range raw {
+		if r.Comment == "" {
+			continue
+		}
+		k := [2]string{r.Chain, r.Comment}
+		c := sum[k]
+		if c == nil {
+			c = &Counter{Chain: r.Chain, Comment: r.Comment}
+			sum[k] = c
+			order = append(order, k)
+		}
+		c.Packets += r.Packets
+		c.Bytes += r.Bytes
+	}
+	rules := make([]Counter, 0, len(order))
+	for _, k := range order {
+		rules = append(rules, *sum[k])
+	}
+	st := &Stats{Backend: s.Name(), Rules: rules, Lists: map[string]int{}}
 	for _, g := range groups {
 		grp := Group{Key: g.key, What: g.what}
 		for _, c := range rules {
@@ -104,7 +117,7 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 			st.Groups = append(st.Groups, grp)
 		}
 	}
-	entries, err := s.List(ctx)
+	entries, err := s.List(ctx, s.lists()...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,107 +128,6 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 		st.Lists[e.List]++
 	}
 	return st, nil
-}
-
-var iptCounterLine = regexp.MustCompile(`^\[(\d+):(\d+)\] -A (\S+) (.*)$`)
-var iptComment = regexp.MustCompile(`--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))`)
-
-func (s *Store) iptCounters(ctx context.Context) ([]Counter, error) {
-	sum := map[[2]string]*Counter{}
-	var order [][2]string
-	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
-		for _, table := range []string{"raw", "filter"} {
-			out, err := s.R.Run(ctx, nil, tool, "-c", "-t", table)
-			if err != nil {
-				return nil, fmt.Errorf("stats: %w", err)
-			}
-			for _, line := range strings.Split(out, "\n") {
-				m := iptCounterLine.FindStringSubmatch(strings.TrimSpace(line))
-				if m == nil || !strings.HasPrefix(m[3], "sipwall-") {
-					continue
-				}
-				cm := iptComment.FindStringSubmatch(m[4])
-				if cm == nil {
-					continue
-				}
-				comment := cm[1] + cm[2]
-				k := [2]string{m[3], comment}
-				c := sum[k]
-				if c == nil {
-					c = &Counter{Chain: m[3], Comment: comment}
-					sum[k] = c
-					order = append(order, k)
-				}
-				p, _ := strconv.ParseUint(m[1], 10, 64)
-				b, _ := strconv.ParseUint(m[2], 10, 64)
-				c.Packets += p
-				c.Bytes += b
-			}
-		}
-	}
-	if len(order) == 0 {
-		return nil, fmt.Errorf("stats: no sipwall rules in the kernel: run sipwall apply")
-	}
-	return collect(sum, order), nil
-}
-
-func collect(sum map[[2]string]*Counter, order [][2]string) []Counter {
-	out := make([]Counter, 0, len(order))
-	for _, k := range order {
-		out = append(out, *sum[k])
-	}
-	return out
-}
-
-func (s *Store) nftCounters(ctx context.Context) ([]Counter, error) {
-	out, err := s.R.Run(ctx, nil, "nft", "-j", "list", "table", "inet", nft.Table)
-	if err != nil {
-		if strings.Contains(err.Error(), "No such file or directory") {
-			return nil, fmt.Errorf("stats: table inet %s is not loaded: run sipwall apply", nft.Table)
-		}
-		return nil, fmt.Errorf("stats: %w", err)
-	}
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Chain   string            `json:"chain"`
-				Comment string            `json:"comment"`
-				Expr    []json.RawMessage `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		return nil, fmt.Errorf("stats: cannot read nft's JSON: %w", err)
-	}
-	sum := map[[2]string]*Counter{}
-	var order [][2]string
-	for _, o := range doc.Nftables {
-		r := o.Rule
-		if r == nil || r.Comment == "" {
-			continue
-		}
-		for _, raw := range r.Expr {
-			var e struct {
-				Counter *struct {
-					Packets uint64 `json:"packets"`
-					Bytes   uint64 `json:"bytes"`
-				} `json:"counter"`
-			}
-			if json.Unmarshal(raw, &e) != nil || e.Counter == nil {
-				continue
-			}
-			k := [2]string{r.Chain, r.Comment}
-			c := sum[k]
-			if c == nil {
-				c = &Counter{Chain: r.Chain, Comment: r.Comment}
-				sum[k] = c
-				order = append(order, k)
-			}
-			c.Packets += e.Counter.Packets
-			c.Bytes += e.Counter.Bytes
-		}
-	}
-	return collect(sum, order), nil
 }
 
 // Summary says the counters in words, one line each, like the article's

@@ -193,6 +193,11 @@ type Guard struct {
 	// NeverBan are sources never banned (besides loopback, the host's own
 	// addresses and the trusted networks).
 	NeverBan []Prefix `yaml:"never_ban"`
+	// IPv6Prefix, when set (16 to 128), counts and bans IPv6 sources per
+	// network of that length instead of per address (64: a /64, one
+	// host's usual allocation, so an attacker cannot take a fresh address
+	// for every few attempts).
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 	// IgnoreSelf keeps the host's own addresses from being banned.
 	IgnoreSelf bool `yaml:"ignore_self"`
 	// Inspect runs the live SIP inspector (the nftables backend's knock).

@@ -129,6 +129,7 @@ func TestBadPolicies(t *testing.T) {
 		{"bad signature key", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  scanners:\n    signatures: [{match: x, case: true}]\n", "p.yaml:5: sip.scanners.signatures[0]: unknown key \"case\""},
 		{"negative capacity", minimal + "lists:\n  capacity: -1\n", "p.yaml:6: lists.capacity: -1 is out of range"},
 		{"guard maxretry", minimal + "guard:\n  maxretry: 0\n", "p.yaml:6: guard.maxretry: 0 is out of range"},
+		{"guard ipv6_prefix", minimal + "guard:\n  ipv6_prefix: 129\n", "p.yaml:6: guard.ipv6_prefix: 129 is out of range"},
 		{"guard metrics", minimal + "guard:\n  metrics: everywhere\n", "p.yaml:6: guard.metrics: \"everywhere\" is not an address:port"},
 		{"guard bantimes", minimal + "guard:\n  bantime: 2h\n  max_bantime: 1h\n", "p.yaml:7: guard.max_bantime: 1h is shorter than guard.bantime 2h"},
 		{"guard ami", minimal + "guard:\n  ami: {address: localhost}\n", "guard.ami.address: \"localhost\" is not host:port"},

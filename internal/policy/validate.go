@@ -102,6 +102,9 @@ func (p *Policy) validate() []error {
 			bad(key, "must be a positive duration")
 		}
 	}
+	if g.IPv6Prefix != 0 && (g.IPv6Prefix < 16 || g.IPv6Prefix > 128) {
+		bad("guard.ipv6_prefix", "%d is out of range (16 to 128, or 0 for single addresses)", g.IPv6Prefix)
+	}
 	if g.BanTimeFactor < 1 || g.BanTimeFactor > 100 {
 		bad("guard.bantime_factor", "%d is out of range (1 to 100)", g.BanTimeFactor)
 	}

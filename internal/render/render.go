@@ -35,3 +35,15 @@ func Files(rs *ir.Ruleset, backend string) (map[string]string, error) {
 	}
 	return nil, fmt.Errorf("render: unknown backend %q", backend)
 }
+
+// List renders rs for backend as a listing: the entries whose text makes
+// the files of Files, each rule with the IR rule it came from.
+func List(rs *ir.Ruleset, backend string) (*ir.Listing, error) {
+	switch backend {
+	case "iptables":
+		return iptables.List(rs)
+	case "nftables":
+		return nft.List(rs)
+	}
+	return nil, fmt.Errorf("render: unknown backend %q", backend)
+}

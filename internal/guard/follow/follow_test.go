@@ -27,10 +27,15 @@ func appendFile(t *testing.T, path, s string) {
 func poll(t *testing.T, fl *Follower) []string {
 	t.Helper()
 	var got []string
-	if err := fl.Poll(func(l []byte) { got = append(got, string(l)) }); err != nil {
-		t.Fatal(err)
+	for {
+		more, err := fl.Poll(func(l []byte) { got = append(got, string(l)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			return got
+		}
 	}
-	return got
 }
 
 func expect(t *testing.T, what string, got []string, want ...string) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/backend/nftables"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard/ban"
 	"github.com/sipwall/sipwall/internal/guard/jail"
@@ -64,11 +66,8 @@ func TestBanLatency(t *testing.T) {
 	if _, err := netns.Run(context.Background(), ns, strings.NewReader(script), "nft", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	var nb *ban.NFT
-	if err := netns.Do(ns, func() (err error) { nb, err = ban.NewNFT(); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer nb.Close()
+	be := nftables.New(backend.Host{NS: ns})
+	nb := ban.Store{Sets: be.Store(be.Sets(rs))}
 
 	runs := 40
 	if s := os.Getenv("SIPWALL_LATENCY_RUNS"); s != "" {

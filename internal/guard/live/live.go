@@ -222,7 +222,8 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
 			return err
 		}
-		opts.StatePath = filepath.Join(g.cfg.StateDir, "guard-"+strings.NewReplacer("/", "_").Replace(strings.TrimPrefix(path, "/"))+".json")
+		opts.StatePath = follow.StatePath(g.cfg.StateDir, "guard-", path)
+		opts.LegacyStatePath = filepath.Join(g.cfg.StateDir, "guard-"+strings.NewReplacer("/", "_").Replace(strings.TrimPrefix(path, "/"))+".json")
 	}
 	fl, err := follow.Open(path, opts)
 	if err != nil {

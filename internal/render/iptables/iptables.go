@@ -31,29 +31,48 @@ func SetName(name string, f ir.Family) string {
 // builtin is the iptables chain a hook attaches to.
 var builtin = map[ir.Hook]string{ir.Prerouting: "PREROUTING", ir.Input: "INPUT", ir.Forward: "FORWARD", ir.Output: "OUTPUT"}
 
-// Render renders rs.
+// Render renders rs: the files are the text of its listing.
 func Render(rs *ir.Ruleset) (*Output, error) {
-	out := &Output{}
-	var err error
-	if out.V4, err = renderFamily(rs, ir.IPv4); err != nil {
+	l, err := List(rs)
+	if err != nil {
+		return nil, err
+	}
+	return &Output{V4: l.Text(FileV4), V6: l.Text(FileV6), IPSets: l.Text(FileIPSets)}, nil
+}
+
+// The files of the iptables backend.
+const (
+	FileV4     = "rules.v4"
+	FileV6     = "rules.v6"
+	FileIPSets = "ipsets"
+)
+
+// List renders rs as a listing: the IPv4 rules (rules.v4), the IPv6 rules
+// when the ruleset protects IPv6 (rules.v6), then the sets (ipsets). A rule
+// on several source or destination prefixes is one entry per prefix, as
+// iptables itself would expand "-s a,b"; each built-in chain a sipwall
+// chain hooks into gets a jump rule of its own (Kind Dispatch).
+func List(rs *ir.Ruleset) (*ir.Listing, error) {
+	l := &ir.Listing{}
+	if err := listFamily(l, rs, ir.IPv4); err != nil {
 		return nil, err
 	}
 	if rs.Families.Has(ir.IPv6) {
-		if out.V6, err = renderFamily(rs, ir.IPv6); err != nil {
+		if err := listFamily(l, rs, ir.IPv6); err != nil {
 			return nil, err
 		}
 	}
-	out.IPSets = renderSets(rs)
-	return out, nil
+	listSets(l, rs)
+	return l, nil
 }
 
-func renderSets(rs *ir.Ruleset) string {
-	var b strings.Builder
+func listSets(l *ir.Listing, rs *ir.Ruleset) {
 	for _, s := range rs.Sets {
 		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
 			if !s.Families.Has(f) || !rs.Families.Has(f) {
 				continue
 			}
+			var b strings.Builder
 			family := "inet"
 			if f == ir.IPv6 {
 				family = "inet6"
@@ -68,18 +87,20 @@ func renderSets(rs *ir.Ruleset) string {
 					fmt.Fprintf(&b, "add %s %s timeout 0\n", SetName(s.Name, f), e)
 				}
 			}
+			l.Add(ir.Entry{Kind: ir.EntrySet, File: FileIPSets, Family: f, Text: b.String(), Set: s})
 		}
 	}
-	return b.String()
 }
 
-func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
-	var b strings.Builder
-	cmd := "iptables-restore"
+func listFamily(l *ir.Listing, rs *ir.Ruleset, f ir.Family) error {
+	cmd, file := "iptables-restore", FileV4
 	if f == ir.IPv6 {
-		cmd = "ip6tables-restore"
+		cmd, file = "ip6tables-restore", FileV6
 	}
-	fmt.Fprintf(&b, "# sipwall %s ruleset (%s): load with %s\n", rs.Profile, f, cmd)
+	text := func(t ir.Table, s string) {
+		l.Add(ir.Entry{Kind: ir.EntryText, File: file, Family: f, Table: t, Text: s})
+	}
+	text("", fmt.Sprintf("# sipwall %s ruleset (%s): load with %s\n", rs.Profile, f, cmd))
 	for _, t := range []ir.Table{ir.Raw, ir.Filter} {
 		var chains []*ir.Chain
 		for _, c := range rs.Chains {
@@ -90,23 +111,33 @@ func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
 		if len(chains) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "*%s\n", t)
+		text(t, fmt.Sprintf("*%s\n", t))
+		decl := func(name string, h ir.Hook, policy ir.Verdict, s string) {
+			l.Add(ir.Entry{Kind: ir.EntryChain, File: file, Family: f, Table: t, Chain: name, Hook: h, Policy: policy, Text: s})
+		}
 		// Built-in chains first, with their policies.
 		for _, h := range []ir.Hook{ir.Prerouting, ir.Input, ir.Forward, ir.Output} {
 			for _, c := range chains {
 				if c.Hook == h {
-					fmt.Fprintf(&b, ":%s %s [0:0]\n", builtin[h], policyName(c.Policy))
+					decl(builtin[h], h, c.Policy, fmt.Sprintf(":%s %s [0:0]\n", builtin[h], policyName(c.Policy)))
 				}
 			}
 		}
 		for _, c := range chains {
 			if !c.Builtin {
-				fmt.Fprintf(&b, ":%s - [0:0]\n", c.Name)
+				decl(c.Name, "", ir.Verdict{}, fmt.Sprintf(":%s - [0:0]\n", c.Name))
 			}
+		}
+		pos := map[string]int{}
+		rule := func(chain, line string, r, from *ir.Rule) {
+			pos[chain]++
+			l.Add(ir.Entry{Kind: ir.EntryRule, File: file, Family: f, Table: t, Chain: chain, Position: pos[chain],
+				Text: line + "\n", Rule: r, From: from})
 		}
 		for _, c := range chains {
 			if c.Hook != "" && !c.Builtin {
-				fmt.Fprintf(&b, "-A %s -j %s\n", builtin[c.Hook], c.Name)
+				rule(builtin[c.Hook], fmt.Sprintf("-A %s -j %s", builtin[c.Hook], c.Name),
+					&ir.Rule{Family: f, Verdict: ir.JumpTo(c.Name), Kind: ir.KindDispatch}, nil)
 			}
 		}
 		for _, c := range chains {
@@ -120,17 +151,16 @@ func renderFamily(rs *ir.Ruleset, f ir.Family) (string, error) {
 				}
 				lines, err := renderRule(name, r, f)
 				if err != nil {
-					return "", fmt.Errorf("render iptables: chain %s rule %d (%s): %w", c.Name, i+1, r.Comment, err)
+					return fmt.Errorf("render iptables: chain %s rule %d (%s): %w", c.Name, i+1, r.Comment, err)
 				}
-				for _, l := range lines {
-					b.WriteString(l)
-					b.WriteByte('\n')
+				for _, x := range lines {
+					rule(name, x.text, x.rule, r)
 				}
 			}
 		}
-		b.WriteString("COMMIT\n")
+		text(t, "COMMIT\n")
 	}
-	return b.String(), nil
+	return nil
 }
 
 // usedBy reports whether chain c belongs in family f's file: a chain whose
@@ -154,9 +184,16 @@ func policyName(v ir.Verdict) string {
 	return "ACCEPT"
 }
 
+// line is one rendered rule: its text and the rule it renders.
+type line struct {
+	text string
+	rule *ir.Rule
+}
+
 // renderRule renders one IR rule; a match on several prefixes becomes one
-// line per prefix, as iptables itself would expand "-s a,b".
-func renderRule(chain string, r *ir.Rule, f ir.Family) ([]string, error) {
+// line per prefix, as iptables itself would expand "-s a,b", each with a
+// copy of the rule on its one prefix.
+func renderRule(chain string, r *ir.Rule, f ir.Family) ([]line, error) {
 	var srcs, dsts []netip.Prefix
 	var parts []string
 	proto := uint8(0)
@@ -166,13 +203,14 @@ func renderRule(chain string, r *ir.Rule, f ir.Family) ([]string, error) {
 		}
 	}
 	srcNeg, dstNeg := false, false
-	for _, m := range r.Matches {
+	srcAt, dstAt := -1, -1 // the address matches' indexes in r.Matches
+	for i, m := range r.Matches {
 		switch m := m.(type) {
 		case ir.Src:
-			srcs, srcNeg = m.Prefixes, m.Neg
+			srcs, srcNeg, srcAt = m.Prefixes, m.Neg, i
 			continue
 		case ir.Dst:
-			dsts, dstNeg = m.Prefixes, m.Neg
+			dsts, dstNeg, dstAt = m.Prefixes, m.Neg, i
 			continue
 		}
 		s, err := renderMatch(m, f, proto)
@@ -192,13 +230,27 @@ func renderRule(chain string, r *ir.Rule, f ir.Family) ([]string, error) {
 		return nil, fmt.Errorf("both source and destination lists")
 	}
 	addr := []string{""}
-	if len(srcs) > 0 {
+	var expand []ir.Match // the address match of each line, when expanded
+	addrAt := srcAt
+	switch {
+	case len(srcs) > 0:
 		addr = addrOpts("-s", srcs, srcNeg)
-	} else if len(dsts) > 0 {
+		if len(srcs) > 1 {
+			for _, p := range srcs {
+				expand = append(expand, ir.Src{Prefixes: []netip.Prefix{p}, Neg: srcNeg})
+			}
+		}
+	case len(dsts) > 0:
 		addr = addrOpts("-d", dsts, dstNeg)
+		addrAt = dstAt
+		if len(dsts) > 1 {
+			for _, p := range dsts {
+				expand = append(expand, ir.Dst{Prefixes: []netip.Prefix{p}, Neg: dstNeg})
+			}
+		}
 	}
-	var out []string
-	for _, a := range addr {
+	var out []line
+	for i, a := range addr {
 		fields := []string{"-A", chain}
 		if a != "" {
 			fields = append(fields, a)
@@ -207,7 +259,14 @@ func renderRule(chain string, r *ir.Rule, f ir.Family) ([]string, error) {
 		if target != "" {
 			fields = append(fields, target)
 		}
-		out = append(out, strings.Join(fields, " "))
+		x := line{text: strings.Join(fields, " "), rule: r}
+		if expand != nil {
+			c := *r
+			c.Matches = append([]ir.Match(nil), r.Matches...)
+			c.Matches[addrAt] = expand[i]
+			x.rule = &c
+		}
+		out = append(out, x)
 	}
 	return out, nil
 }

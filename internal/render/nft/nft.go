@@ -32,21 +32,40 @@ func rateSetName(name string, f ir.Family) string {
 
 var priority = map[ir.Table]string{ir.Raw: "raw", ir.Filter: "filter"}
 
+// File is the nftables backend's one file.
+const File = "sipwall.nft"
+
 // Render renders rs as an nft script. The script replaces the table in one
 // transaction: `table` + `delete table` first, so it loads whether or not the
-// table exists, and touches nothing outside it.
+// table exists, and touches nothing outside it. It is the text of rs's
+// listing.
 func Render(rs *ir.Ruleset) (string, error) {
-	if rs.Profile == "article" {
-		return "", fmt.Errorf("render nftables: the article profile is an iptables ruleset (xt_recent, xt_string); compile it with --backend iptables")
+	l, err := List(rs)
+	if err != nil {
+		return "", err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "#!/usr/sbin/nft -f\n# sipwall %s ruleset (%s): load with nft -f\n", rs.Profile, rs.Families)
-	fmt.Fprintf(&b, "table inet %s\ndelete table inet %s\n\ntable inet %s {\n", Table, Table, Table)
+	return l.Text(File), nil
+}
+
+// List renders rs as a listing: the sets, the per-source rate sets (set
+// entries without an IR set), then each chain and its rules. A rule that
+// must name its family (see familySpecific) is one entry per family;
+// another is one entry for both families (Family Both).
+func List(rs *ir.Ruleset) (*ir.Listing, error) {
+	if rs.Profile == "article" {
+		return nil, fmt.Errorf("render nftables: the article profile is an iptables ruleset (xt_recent, xt_string); compile it with --backend iptables")
+	}
+	l := &ir.Listing{}
+	text := func(s string) { l.Add(ir.Entry{Kind: ir.EntryText, File: File, Family: ir.Both, Text: s}) }
+	text(fmt.Sprintf("#!/usr/sbin/nft -f\n# sipwall %s ruleset (%s): load with nft -f\n", rs.Profile, rs.Families))
+	text(fmt.Sprintf("table inet %s\ndelete table inet %s\n\ntable inet %s {\n", Table, Table, Table))
 	fams := families(rs.Families)
 	for _, s := range rs.Sets {
 		for _, f := range fams {
 			if s.Families.Has(f) {
+				var b strings.Builder
 				renderSet(&b, s, f)
+				l.Add(ir.Entry{Kind: ir.EntrySet, File: File, Family: f, Text: b.String(), Set: s})
 			}
 		}
 	}
@@ -56,38 +75,43 @@ func Render(rs *ir.Ruleset) (string, error) {
 			if expire < 10*time.Second {
 				expire = 10 * time.Second
 			}
-			fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\tsize %d\n\t\ttimeout %s\n\t\tcomment %s\n\t}\n\n",
-				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), quote("per-source rate: "+r.Name))
+			l.Add(ir.Entry{Kind: ir.EntrySet, File: File, Family: f, Text: fmt.Sprintf("\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\tsize %d\n\t\ttimeout %s\n\t\tcomment %s\n\t}\n\n",
+				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), Quote("per-source rate: "+r.Name))})
 		}
 	}
 	for i, c := range rs.Chains {
-		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		decl := fmt.Sprintf("\tchain %s {\n", c.Name)
 		if c.Hook != "" {
-			fmt.Fprintf(&b, "\t\ttype filter hook %s priority %s; policy %s;\n", c.Hook, priority[c.Table], verdictWord(c.Policy))
+			decl += fmt.Sprintf("\t\ttype filter hook %s priority %s; policy %s;\n", c.Hook, priority[c.Table], verdictWord(c.Policy))
 		}
+		l.Add(ir.Entry{Kind: ir.EntryChain, File: File, Family: ir.Both, Table: c.Table, Chain: c.Name, Hook: c.Hook, Policy: c.Policy, Text: decl})
+		pos := 0
 		for j, r := range c.Rules {
 			for _, f := range fams {
-				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !FamilySpecific(r) && f == ir.IPv6) {
+				if !r.Fam().Has(f) || (r.Fam() == ir.Both && !familySpecific(r) && f == ir.IPv6) {
 					continue
 				}
 				ff := f
-				if r.Fam() == ir.Both && !FamilySpecific(r) {
+				if r.Fam() == ir.Both && !familySpecific(r) {
 					ff = ir.Both
 				}
 				line, err := renderRule(r, ff)
 				if err != nil {
-					return "", fmt.Errorf("render nftables: chain %s rule %d (%s): %w", c.Name, j+1, r.Comment, err)
+					return nil, fmt.Errorf("render nftables: chain %s rule %d (%s): %w", c.Name, j+1, r.Comment, err)
 				}
-				fmt.Fprintf(&b, "\t\t%s\n", line)
+				pos++
+				l.Add(ir.Entry{Kind: ir.EntryRule, File: File, Family: ff, Table: c.Table, Chain: c.Name, Position: pos,
+					Text: "\t\t" + line + "\n", Rule: r, From: r})
 			}
 		}
-		b.WriteString("\t}\n")
+		end := "\t}\n"
 		if i < len(rs.Chains)-1 {
-			b.WriteString("\n")
+			end += "\n"
 		}
+		text(end)
 	}
-	b.WriteString("}\n")
-	return b.String(), nil
+	text("}\n")
+	return l, nil
 }
 
 func families(f ir.Family) []ir.Family {
@@ -119,7 +143,7 @@ func renderSet(b *strings.Builder, s *ir.Set, f ir.Family) {
 		fmt.Fprintf(b, "\t\ttimeout %s\n", dur(s.Timeout))
 	}
 	if s.Comment != "" {
-		fmt.Fprintf(b, "\t\tcomment %s\n", quote(s.Comment))
+		fmt.Fprintf(b, "\t\tcomment %s\n", Quote(s.Comment))
 	}
 	var elems []string
 	for _, e := range s.Elements {
@@ -153,10 +177,9 @@ func rateLimits(rs *ir.Ruleset) []ir.SourceRateOver {
 	return out
 }
 
-// FamilySpecific reports whether a rule must be written once per family
-// (it names an address, a set, an ICMP type, a length or a fragment); the
-// replay engine mirrors the rendered rules with it.
-func FamilySpecific(r *ir.Rule) bool {
+// familySpecific reports whether a rule must be written once per family
+// (it names an address, a set, an ICMP type, a length or a fragment).
+func familySpecific(r *ir.Rule) bool {
 	for _, m := range r.Matches {
 		switch m.(type) {
 		case ir.InSet, ir.SourceRateOver, ir.ICMPType, ir.Length, ir.Src, ir.Dst, ir.Fragment:
@@ -201,9 +224,9 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 	for _, s := range r.Stmts {
 		switch s := s.(type) {
 		case ir.Log:
-			parts = append(parts, "log prefix "+quote(s.Prefix))
+			parts = append(parts, "log prefix "+Quote(s.Prefix))
 		case ir.NFLog:
-			parts = append(parts, fmt.Sprintf("log prefix %s group %d", quote(s.Prefix), s.Group))
+			parts = append(parts, fmt.Sprintf("log prefix %s group %d", Quote(s.Prefix), s.Group))
 		case ir.AddToSet:
 			t := ""
 			if s.Timeout > 0 {
@@ -229,7 +252,7 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 		parts = append(parts, "jump "+r.Verdict.Chain)
 	}
 	if r.Comment != "" {
-		parts = append(parts, "comment "+quote(r.Comment))
+		parts = append(parts, "comment "+Quote(r.Comment))
 	}
 	return strings.Join(parts, " "), nil
 }
@@ -254,7 +277,7 @@ func renderMatch(m ir.Match, f ir.Family, proto uint8) (s string, isStmt bool, e
 		if m.Neg {
 			op = "!= "
 		}
-		return "iifname " + op + quote(strings.Replace(m.Name, "+", "*", 1)), false, nil
+		return "iifname " + op + Quote(strings.Replace(m.Name, "+", "*", 1)), false, nil
 	case ir.Proto:
 		return "meta l4proto " + protoName(m.Proto), false, nil
 	case ir.Src:
@@ -440,6 +463,8 @@ func dur(d time.Duration) string {
 	return b.String()
 }
 
-func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+// Quote writes s as an nft string: nft's strings have no escapes, so a
+// double quote becomes a single one and a line break a space.
+func Quote(s string) string {
+	return `"` + strings.NewReplacer(`"`, `'`, "\n", " ").Replace(s) + `"`
 }

@@ -1,4 +1,4 @@
-package lists
+package nftables
 
 import (
 	"encoding/binary"
@@ -14,9 +14,9 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/sipwall/sipwall/internal/apply"
+	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/backend/system"
 	"github.com/sipwall/sipwall/internal/ir"
-	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/render/nft"
 )
 
@@ -25,34 +25,19 @@ import (
 // Flush, which the kernel applies as one transaction, all or nothing. The
 // nft tool reads the whole set into its cache before every change (over a
 // second for one element into a set of 100,000); netlink does not read.
-
-// netlinkNS says whether the writes of runner r can go over netlink, and in
-// which network namespace: apply.Exec runs the tools in namespace NS (the
-// current one when ""), so netlink goes there too. Any other Runner may run
-// the tools anywhere, so its writes stay with `nft -f` through it.
-func netlinkNS(r apply.Runner) (string, bool) {
-	switch x := r.(type) {
-	case apply.Exec:
-		return x.NS, true
-	case *apply.Exec:
-		if x != nil {
-			return x.NS, true
-		}
-	}
-	return "", false
-}
-
+//
 // nlConn is a netlink connection to nftables in one namespace.
 type nlConn struct {
 	c     *nftables.Conn
 	table *nftables.Table
+	sets  []backend.Set
 }
 
 // withNetlink runs fn with a netlink connection opened in namespace ns (""
 // for the current one) and sized for a batch of about batchBytes bytes in
 // about messages messages. The connection is opened inside netns.Do, so
 // its socket belongs to ns.
-func withNetlink(ns string, batchBytes, messages int, fn func(*nlConn) error) error {
+func (st *store) withNetlink(batchBytes, messages int, fn func(*nlConn) error) error {
 	run := func() error {
 		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
 			// The whole batch goes to the kernel in one message (a
@@ -70,29 +55,14 @@ func withNetlink(ns string, batchBytes, messages int, fn func(*nlConn) error) er
 			return fmt.Errorf("nftables: netlink: %w", err)
 		}
 		defer c.CloseLasting()
-		return fn(&nlConn{c: c, table: &nftables.Table{Name: nft.Table, Family: nftables.TableFamilyINet}})
+		return fn(&nlConn{c: c, table: &nftables.Table{Name: nft.Table, Family: nftables.TableFamilyINet}, sets: st.sets})
 	}
-	if ns == "" {
-		return run()
-	}
-	return netns.Do(ns, run)
+	return system.Do(st.ns, run)
 }
 
-// set is the set of table inet sipwall named setList (as in package
-// compile) for family f; only the -net twins are interval sets.
-func (n *nlConn) set(setList string, f ir.Family) *nftables.Set {
-	return &nftables.Set{Table: n.table, Name: nft.SetName(setList, f), HasTimeout: true, Interval: intervalSet(setList)}
-}
-
-// intervalSet reports whether the nftables set named setList (as in
-// package compile) holds networks as intervals.
-func intervalSet(setList string) bool {
-	for _, t := range netTwin {
-		if t == setList {
-			return true
-		}
-	}
-	return false
+// nset is the netlink description of set s.
+func (n *nlConn) nset(s backend.Set) *nftables.Set {
+	return &nftables.Set{Table: n.table, Name: s.Name, HasTimeout: true, Interval: s.Networks}
 }
 
 // lastAddr is the highest address of p.
@@ -110,7 +80,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // (the address after the last one; none when the interval reaches the top
 // of the address space). A timeout and a comment go on the start only: the kernel refuses
 // a timeout on an interval's end.
-func nlElements(e Entry, extras bool) []nftables.SetElement {
+func nlElements(e backend.Entry, extras, interval bool) []nftables.SetElement {
 	start := nftables.SetElement{Key: e.Prefix.Addr().AsSlice()}
 	if extras {
 		if e.Remaining > 0 {
@@ -119,7 +89,7 @@ func nlElements(e Entry, extras bool) []nftables.SetElement {
 		start.Comment = e.Comment
 	}
 	els := []nftables.SetElement{start}
-	if intervalSet(setList("nftables", e.List, e.Prefix)) {
+	if interval {
 		if next := lastAddr(e.Prefix).Next(); next.IsValid() {
 			els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
 		}
@@ -145,22 +115,23 @@ type nlOp struct {
 
 // nlBatch builds a batch of messages.
 type nlBatch struct {
-	n     *nlConn
-	ops   []nlOp
-	bytes int
+	n       *nlConn
+	flushes []backend.Set // sets emptied first
+	ops     []nlOp
+	bytes   int
 }
 
 // put appends elements of entries to the batch, by set in name order,
 // split into messages that fit.
-func (b *nlBatch) put(del, extras bool, entries []Entry) {
-	names, m := bySet("nftables", entries)
-	for _, name := range names {
-		es := m[name]
-		s := b.n.set(setList("nftables", es[0].List, es[0].Prefix), family(es[0].Prefix))
+func (b *nlBatch) put(del, extras bool, entries []backend.Entry) {
+	sets, m := bySet(b.n.sets, entries)
+	for _, set := range sets {
+		es := m[set.Name]
+		s := b.n.nset(set)
 		var cur []nftables.SetElement
 		size := 0
 		for _, e := range es {
-			for _, el := range nlElements(e, extras) {
+			for _, el := range nlElements(e, extras, set.Networks) {
 				if size+elementBytes(el) > maxMessageBytes {
 					b.ops = append(b.ops, nlOp{del, s, cur})
 					cur, size = nil, 0
@@ -178,6 +149,9 @@ func (b *nlBatch) put(del, extras bool, entries []Entry) {
 
 // flush sends the batch as one transaction.
 func (b *nlBatch) flush() error {
+	for _, s := range b.flushes {
+		b.n.c.FlushSet(b.n.nset(s))
+	}
 	for _, op := range b.ops {
 		var err error
 		if op.del {
@@ -194,16 +168,16 @@ func (b *nlBatch) flush() error {
 
 // plan sizes a batch before the connection exists: the bytes and messages
 // of the batch fill would build.
-func plan(fill func(*nlBatch)) (int, int) {
-	b := &nlBatch{n: &nlConn{table: &nftables.Table{}}}
+func (st *store) plan(fill func(*nlBatch)) (int, int) {
+	b := &nlBatch{n: &nlConn{table: &nftables.Table{}, sets: st.sets}}
 	fill(b)
 	return b.bytes + 128*len(b.ops), len(b.ops)
 }
 
 // send opens a connection in ns, builds the batch with fill and flushes it.
-func sendBatch(ns string, fill func(*nlBatch)) error {
-	bytes, msgs := plan(fill)
-	return withNetlink(ns, bytes, msgs, func(n *nlConn) error {
+func (st *store) sendBatch(fill func(*nlBatch)) error {
+	bytes, msgs := st.plan(fill)
+	return st.withNetlink(bytes, msgs, func(n *nlConn) error {
 		b := &nlBatch{n: n}
 		fill(b)
 		return b.flush()
@@ -213,7 +187,7 @@ func sendBatch(ns string, fill func(*nlBatch)) error {
 // exactFill deletes drop and the entries listed already, then adds entries.
 // (The kernel refuses the add-delete-add sequence for a network right after
 // deleting an address inside it in the same transaction.)
-func exactFill(entries, drop []Entry, have map[netip.Prefix]map[string]bool) func(*nlBatch) {
+func exactFill(entries, drop []backend.Entry, have map[netip.Prefix]map[string]bool) func(*nlBatch) {
 	for _, e := range entries {
 		if have[e.Prefix][e.List] {
 			drop = append(drop, e)
@@ -256,15 +230,15 @@ const lookupMax = 16
 // kernel refuses as overlapping what is listed (an interval set refuses
 // the overlap, EEXIST), reads the sets concerned over netlink and deletes
 // what it replaces before adding, as the nft path does.
-func nlAdd(ns string, entries []Entry) (int, []string, error) {
-	if len(entries) <= lookupMax && !anyTwinnedNet(entries) {
+func (st *store) add(entries []backend.Entry) (int, []string, error) {
+	if len(entries) <= lookupMax && !st.anyTwinnedNet(entries) {
 		var (
-			keep, present, refresh []Entry
+			keep, present, refresh []backend.Entry
 			warnings               []string
 			known                  bool
 			done                   int // entries already added
 		)
-		err := withNetlink(ns, 0, 0, func(n *nlConn) error {
+		err := st.withNetlink(0, 0, func(n *nlConn) error {
 			var lerr error
 			keep, present, refresh, warnings, known, lerr = n.lookup(entries)
 			return lerr
@@ -279,13 +253,13 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 			// Only adds: the kernel gives the elements listed already
 			// their new timeout, unless it is older than 6.10; those it
 			// left alone are replaced below.
-			if err := sendBatch(ns, func(b *nlBatch) { b.put(false, true, keep) }); err != nil {
+			if err := st.sendBatch(func(b *nlBatch) { b.put(false, true, keep) }); err != nil {
 				return 0, nil, nlError(err)
 			}
-			var stale []Entry
-			err := withNetlink(ns, 0, 0, func(*nlConn) error {
+			var stale []backend.Entry
+			err := st.withNetlink(0, 0, func(*nlConn) error {
 				var rerr error
-				stale, rerr = refreshed(refresh)
+				stale, rerr = refreshed(st.sets, refresh)
 				return rerr
 			})
 			if err != nil {
@@ -301,7 +275,7 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 			if len(keep) == 0 {
 				return 0, warnings, nil
 			}
-			err := sendBatch(ns, func(b *nlBatch) {
+			err := st.sendBatch(func(b *nlBatch) {
 				b.put(false, false, present)
 				b.put(true, false, present)
 				b.put(false, true, keep)
@@ -315,8 +289,8 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 		}
 	}
 	// Read the sets concerned, then change exactly.
-	var have []Entry
-	err := withNetlink(ns, 0, 0, func(n *nlConn) error {
+	var have []backend.Entry
+	err := st.withNetlink(0, 0, func(n *nlConn) error {
 		var rerr error
 		have, rerr = n.read(entries)
 		return rerr
@@ -328,7 +302,7 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 	if len(keep) == 0 {
 		return 0, warnings, nil
 	}
-	if err := sendBatch(ns, exactFill(keep, drop, exact)); err != nil {
+	if err := st.sendBatch(exactFill(keep, drop, exact)); err != nil {
 		return 0, nil, nlError(err)
 	}
 	return len(keep), warnings, nil
@@ -337,18 +311,23 @@ func nlAdd(ns string, entries []Entry) (int, []string, error) {
 // anyTwinnedNet reports whether entries hold a network of a list kept in
 // two sets: the addresses it replaces are in the other set, which only a
 // read finds.
-func anyTwinnedNet(entries []Entry) bool {
+func (st *store) anyTwinnedNet(entries []backend.Entry) bool {
 	for _, e := range entries {
-		if _, ok := netTwin[e.List]; ok && !e.Prefix.IsSingleIP() {
-			return true
+		if e.Prefix.IsSingleIP() {
+			continue
+		}
+		if s, err := backend.SetFor(st.sets, e.List, e.Prefix); err == nil {
+			if _, twin := backend.Twin(st.sets, s); twin {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// nlDel deletes entries, all present, in one transaction.
-func nlDel(ns string, entries []Entry) error {
-	if err := sendBatch(ns, func(b *nlBatch) { b.put(true, false, entries) }); err != nil {
+// del deletes entries, all present, in one transaction.
+func (st *store) del(entries []backend.Entry) error {
+	if err := st.sendBatch(func(b *nlBatch) { b.put(true, false, entries) }); err != nil {
 		return nlError(err)
 	}
 	return nil
@@ -359,7 +338,7 @@ func nlDel(ns string, entries []Entry) error {
 // already that an add alone can update), warnings the entries left out
 // because a wider network holds them. known is false when an answer needs
 // the set read (a listed network narrower than the entry at its address).
-func (n *nlConn) lookup(entries []Entry) (keep, present, refresh []Entry, warnings []string, known bool, err error) {
+func (n *nlConn) lookup(entries []backend.Entry) (keep, present, refresh []backend.Entry, warnings []string, known bool, err error) {
 	conn, err := dialLookup()
 	if err != nil {
 		return nil, nil, nil, nil, false, err
@@ -384,7 +363,7 @@ func (n *nlConn) lookup(entries []Entry) (keep, present, refresh []Entry, warnin
 				present = append(present, e)
 			}
 		case w.Bits() < e.Prefix.Bits() && w.Contains(e.Prefix.Addr()):
-			warnings = append(warnings, fmt.Sprintf("%s is already listed inside %s (list %s)", e.Addr(), FormatPrefix(w), e.List))
+			warnings = append(warnings, fmt.Sprintf("%s is already listed inside %s (list %s)", e.Addr(), backend.FormatPrefix(w), e.List))
 		default:
 			return nil, nil, nil, nil, false, nil
 		}
@@ -408,15 +387,19 @@ func dialLookup() (*netlink.Conn, error) {
 // not give the new timeout on an add alone (a kernel before 6.10 keeps
 // the old one): their expiry must be at least the new timeout less 1 s.
 // It asks in the calling thread's namespace (inside withNetlink).
-func refreshed(refresh []Entry) ([]Entry, error) {
+func refreshed(sets []backend.Set, refresh []backend.Entry) ([]backend.Entry, error) {
 	conn, err := dialLookup()
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	var stale []Entry
+	var stale []backend.Entry
 	for _, e := range refresh {
-		info, ok, err := getElement(conn, entrySet("nftables", e), e.Prefix.Addr(), false)
+		set, err := backend.SetFor(sets, e.List, e.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		info, ok, err := getElement(conn, set.Name, e.Prefix.Addr(), false)
 		if err != nil {
 			return nil, err
 		}
@@ -431,28 +414,31 @@ func refreshed(refresh []Entry) ([]Entry, error) {
 // `nft get element` finds it: the kernel answers a GETSETELEM for a key
 // with the element, or in an interval set with the start of the interval
 // holding it, and, asked for an interval end, with the end after it.
-func (n *nlConn) holding(conn *netlink.Conn, e Entry) (netip.Prefix, elemInfo, bool, error) {
+func (n *nlConn) holding(conn *netlink.Conn, e backend.Entry) (netip.Prefix, elemInfo, bool, error) {
 	// An address of a list kept in two sets is looked for in the
 	// networks first: one of them holding it wins.
-	if t, ok := netTwin[e.List]; ok && e.Prefix.IsSingleIP() {
+	set, err := backend.SetFor(n.sets, e.List, e.Prefix)
+	if err != nil {
+		return netip.Prefix{}, elemInfo{}, false, err
+	}
+	if t, ok := backend.Twin(n.sets, set); ok && t.Networks && e.Prefix.IsSingleIP() {
 		w, info, ok, err := n.holdingIn(conn, t, e.Prefix.Addr())
 		if err != nil || ok {
 			return w, info, ok, err
 		}
 	}
-	return n.holdingIn(conn, setList("nftables", e.List, e.Prefix), e.Prefix.Addr())
+	return n.holdingIn(conn, set, e.Prefix.Addr())
 }
 
-// holdingIn returns the entry of the set named setList (as in package
-// compile) for a's family that holds a, and what the kernel says of its
+// holdingIn returns the entry of set that holds a, and what the kernel says of its
 // element (of its start, for an interval).
-func (n *nlConn) holdingIn(conn *netlink.Conn, setList string, a netip.Addr) (netip.Prefix, elemInfo, bool, error) {
-	name := nft.SetName(setList, family(netip.PrefixFrom(a, a.BitLen())))
+func (n *nlConn) holdingIn(conn *netlink.Conn, set backend.Set, a netip.Addr) (netip.Prefix, elemInfo, bool, error) {
+	name := set.Name
 	start, ok, err := getElement(conn, name, a, false)
 	if err != nil || !ok {
 		return netip.Prefix{}, elemInfo{}, false, err
 	}
-	if !intervalSet(setList) {
+	if !set.Networks {
 		return netip.PrefixFrom(start.key, start.key.BitLen()), start, true, nil
 	}
 	end, ok, err := getElement(conn, name, a, true)
@@ -604,26 +590,29 @@ func firstElem(b []byte) (elemInfo, bool) {
 // read returns the entries of the lists that entries go to (both sets of
 // a list kept in two), read over netlink: only for a large batch, a new
 // network of banned or allowed, or an overlap the kernel refused.
-func (n *nlConn) read(entries []Entry) ([]Entry, error) {
+func (n *nlConn) read(entries []backend.Entry) ([]backend.Entry, error) {
 	type ls struct {
 		list string
 		f    ir.Family
 	}
 	seen := map[ls]bool{}
-	var out []Entry
+	var out []backend.Entry
 	for _, e := range entries {
-		k := ls{e.List, family(e.Prefix)}
+		k := ls{e.List, backend.FamilyOf(e.Prefix)}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		for _, sl := range listSets(k.list) {
-			s := n.set(sl, k.f)
+		for _, set := range backend.SetsOf(n.sets, k.list) {
+			if set.Family != k.f {
+				continue
+			}
+			s := n.nset(set)
 			els, err := n.c.GetSetElements(s)
 			if err != nil {
 				return nil, err
 			}
-			got, err := setEntries(k.list, s.Interval, els)
+			got, _, err := setEntries(k.list, s.Interval, els)
 			if err != nil {
 				return nil, fmt.Errorf("nftables: set %s: %w", s.Name, err)
 			}
@@ -633,10 +622,11 @@ func (n *nlConn) read(entries []Entry) ([]Entry, error) {
 	return out, nil
 }
 
-// setEntries turns a set's elements into entries; in an interval set each
+// setEntries turns a set's elements into entries (and their elements'
+// timeouts); in an interval set each
 // start is followed, in key order, by its end (none at the top of the
 // address space).
-func setEntries(list string, interval bool, els []nftables.SetElement) ([]Entry, error) {
+func setEntries(list string, interval bool, els []nftables.SetElement) ([]backend.Entry, []time.Duration, error) {
 	type el struct {
 		a nftables.SetElement
 		k netip.Addr
@@ -645,7 +635,7 @@ func setEntries(list string, interval bool, els []nftables.SetElement) ([]Entry,
 	for _, x := range els {
 		k, ok := netip.AddrFromSlice(x.Key)
 		if !ok {
-			return nil, fmt.Errorf("unexpected key %x", x.Key)
+			return nil, nil, fmt.Errorf("unexpected key %x", x.Key)
 		}
 		sorted = append(sorted, el{x, k})
 	}
@@ -655,7 +645,8 @@ func setEntries(list string, interval bool, els []nftables.SetElement) ([]Entry,
 		}
 		return sorted[i].a.IntervalEnd && !sorted[j].a.IntervalEnd
 	})
-	var out []Entry
+	var out []backend.Entry
+	var timeouts []time.Duration
 	for i, x := range sorted {
 		if x.a.IntervalEnd {
 			continue
@@ -668,27 +659,33 @@ func setEntries(list string, interval bool, els []nftables.SetElement) ([]Entry,
 			}
 			var ok bool
 			if p, ok = rangePrefix(x.k, last); !ok {
-				return nil, fmt.Errorf("interval %s-%s is not a network", x.k, last)
+				return nil, nil, fmt.Errorf("interval %s-%s is not a network", x.k, last)
 			}
 		}
-		e := Entry{List: list, Prefix: p, Comment: x.a.Comment}
+		e := backend.Entry{List: list, Prefix: p, Comment: x.a.Comment}
 		if x.a.Timeout > 0 || x.a.Expires > 0 {
 			e.Remaining = max(x.a.Expires.Truncate(time.Second), time.Second)
 		}
 		out = append(out, e)
+		timeouts = append(timeouts, x.a.Timeout)
 	}
-	return out, nil
+	return out, timeouts, nil
 }
+
+// errNoEnt is the kernel's "no such table, set or element".
+var errNoEnt = unix.ENOENT
 
 // nlError says what a refusal of the kernel means; nothing was changed.
 func nlError(err error) error {
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("nftables: a list's set is missing from table inet %s (run sipwall apply); nothing changed: %w", nft.Table, err)
+		return fmt.Errorf("nftables: a list's set is missing from table inet %s (run sipwall apply); nothing changed: %w: %w", nft.Table, backend.ErrNotFound, err)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENFILE):
-		return fmt.Errorf("nftables: the set is full; nothing changed: %w", err)
+		return fmt.Errorf("nftables: the set is full; nothing changed: %w: %w", backend.ErrFull, err)
 	case errors.Is(err, unix.EOPNOTSUPP):
-		return fmt.Errorf("nftables: this kernel lacks a feature the lists need (set timeouts or comments); nothing changed: %w", err)
+		return fmt.Errorf("nftables: this kernel lacks a feature the lists need (set timeouts or comments); nothing changed: %w: %w", backend.ErrUnsupported, err)
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("nftables: the change overlaps an entry already listed; nothing changed: %w: %w", backend.ErrExist, err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("nftables: changing the lists needs CAP_NET_ADMIN; nothing changed: %w", err)
 	case errors.Is(err, unix.EMSGSIZE):

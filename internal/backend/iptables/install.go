@@ -1,20 +1,15 @@
-package apply
+package iptables
 
 import (
 	"context"
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 )
-
-// iptBackend manages sipwall's chains (sipwall-*), the jumps to them from
-// the built-in chains, the built-in policies, and the sipwall-* ipsets.
-// Other tools' chains and rules are never flushed: rules go in with
-// iptables-restore --noflush.
-type iptBackend struct{ r Runner }
 
 const ownPrefix = "sipwall-"
 
@@ -26,6 +21,7 @@ type iptTable struct {
 	order    []string          // chain names in declaration order
 	policies map[string]string // chain → policy ("-" for user chains)
 	rules    []string          // "-A CHAIN ..." lines
+	counts   [][2]uint64       // their packets and bytes (iptables-save -c)
 }
 
 // parseIPT parses iptables-save output or a rendered rules file.
@@ -34,8 +30,12 @@ func parseIPT(text string) map[string]*iptTable {
 	var cur *iptTable
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
+		var count [2]uint64
 		if strings.HasPrefix(line, "[") { // iptables-save -c: "[pkts:bytes] -A ..."
 			if i := strings.Index(line, "] "); i > 0 {
+				p, b, _ := strings.Cut(line[1:i], ":")
+				count[0], _ = strconv.ParseUint(p, 10, 64)
+				count[1], _ = strconv.ParseUint(b, 10, 64)
 				line = line[i+2:]
 			}
 		}
@@ -52,6 +52,7 @@ func parseIPT(text string) map[string]*iptTable {
 			}
 		case strings.HasPrefix(line, "-A "):
 			cur.rules = append(cur.rules, line)
+			cur.counts = append(cur.counts, count)
 		case line == "COMMIT":
 			cur = nil
 		}
@@ -111,10 +112,10 @@ func ownPart(snap, now map[string]*iptTable) string {
 }
 
 // kernelTables reads the managed tables of a family as the kernel has them.
-func (b iptBackend) kernelTables(ctx context.Context, f family) (map[string]*iptTable, error) {
+func (b *Backend) kernelTables(ctx context.Context, f family) (map[string]*iptTable, error) {
 	out := map[string]*iptTable{}
 	for _, t := range managedTables {
-		text, err := b.r.Run(ctx, nil, f.save, "-t", t)
+		text, err := b.run.Run(ctx, nil, f.save, "-t", t)
 		if err != nil {
 			return nil, fmt.Errorf("iptables: read table %s (IPv%s): %w", t, f.v, err)
 		}
@@ -129,13 +130,13 @@ func (b iptBackend) kernelTables(ctx context.Context, f family) (map[string]*ipt
 // snapshot had it, with the same surgical --noflush input as an apply, so
 // other tools' rules are not even rewritten. Tables that did not exist
 // before are removed again when nothing but empty built-in chains is left.
-func (b iptBackend) revert(ctx context.Context, f family, snap map[string]*iptTable, existed map[string]bool) error {
+func (b *Backend) revert(ctx context.Context, f family, snap map[string]*iptTable, existed map[string]bool) error {
 	now, err := b.kernelTables(ctx, f)
 	if err != nil {
 		return err
 	}
-	input := restoreInput(f, ownPart(snap, now), now, &State{})
-	if _, err := b.r.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
+	input := restoreInput(f, ownPart(snap, now), now, &backend.Memory{})
+	if _, err := b.run.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
 		return err
 	}
 	return b.dropCreatedTables(ctx, f, existed)
@@ -154,9 +155,9 @@ var nftChainName = regexp.MustCompile(`(?m)^\tchain (\S+) \{`)
 // tablesExisting reports which managed tables ("raw") and built-in chains
 // ("raw PREROUTING") exist in the kernel. iptables-nft creates them on
 // first use; with iptables-legacy they always exist.
-func (b iptBackend) tablesExisting(ctx context.Context, f family) map[string]bool {
+func (b *Backend) tablesExisting(ctx context.Context, f family) map[string]bool {
 	out := map[string]bool{}
-	ver, _ := b.r.Run(ctx, nil, f.restore, "--version")
+	ver, _ := b.run.Run(ctx, nil, f.restore, "--version")
 	for _, t := range managedTables {
 		if !strings.Contains(ver, "nf_tables") {
 			out[t] = true
@@ -165,7 +166,7 @@ func (b iptBackend) tablesExisting(ctx context.Context, f family) map[string]boo
 			}
 			continue
 		}
-		listing, err := b.r.Run(ctx, nil, "nft", "list", "table", f.nftFamily(), t)
+		listing, err := b.run.Run(ctx, nil, "nft", "list", "table", f.nftFamily(), t)
 		out[t] = err == nil
 		for _, m := range nftChainName.FindAllStringSubmatch(listing, -1) {
 			out[t+" "+m[1]] = true
@@ -176,7 +177,7 @@ func (b iptBackend) tablesExisting(ctx context.Context, f family) map[string]boo
 
 // dropCreatedTables removes the tables and built-in chains that did not
 // exist before, if they hold nothing: empty, with an ACCEPT policy.
-func (b iptBackend) dropCreatedTables(ctx context.Context, f family, existed map[string]bool) error {
+func (b *Backend) dropCreatedTables(ctx context.Context, f family, existed map[string]bool) error {
 	now, err := b.kernelTables(ctx, f)
 	if err != nil {
 		return err
@@ -196,7 +197,7 @@ func (b iptBackend) dropCreatedTables(ctx context.Context, f family, existed map
 					used = used || strings.Fields(r)[1] == c
 				}
 				if !used {
-					b.r.Run(ctx, nil, "nft", "delete", "chain", f.nftFamily(), t, c)
+					b.run.Run(ctx, nil, "nft", "delete", "chain", f.nftFamily(), t, c)
 				}
 			}
 			continue
@@ -211,7 +212,7 @@ func (b iptBackend) dropCreatedTables(ctx context.Context, f family, existed map
 			}
 		}
 		if empty {
-			b.r.Run(ctx, nil, "nft", "delete", "table", f.nftFamily(), t)
+			b.run.Run(ctx, nil, "nft", "delete", "table", f.nftFamily(), t)
 		}
 	}
 	return nil
@@ -222,7 +223,7 @@ func (b iptBackend) dropCreatedTables(ctx context.Context, f family, existed map
 // re-declared (created or flushed) and filled, hook jumps added once,
 // duplicates and stale chains removed, built-in policies set (and the old
 // ones remembered in st so that removing sipwall restores them).
-func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *State) string {
+func restoreInput(f family, rendered string, kernel map[string]*iptTable, m *backend.Memory) string {
 	want := parseIPT(rendered)
 	var b strings.Builder
 	for _, t := range managedTables {
@@ -247,11 +248,11 @@ func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *St
 			pol := nt.policies[c]
 			if builtins[c] {
 				key := f.v + " " + t + " " + c
-				if _, seen := st.BuiltinPolicies[key]; !seen && kt.policies[c] != "" {
-					if st.BuiltinPolicies == nil {
-						st.BuiltinPolicies = map[string]string{}
+				if _, seen := m.BuiltinPolicies[key]; !seen && kt.policies[c] != "" {
+					if m.BuiltinPolicies == nil {
+						m.BuiltinPolicies = map[string]string{}
 					}
-					st.BuiltinPolicies[key] = kt.policies[c]
+					m.BuiltinPolicies[key] = kt.policies[c]
 				}
 			}
 			fmt.Fprintf(&b, ":%s %s [0:0]\n", c, pol)
@@ -259,10 +260,10 @@ func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *St
 		// Built-in chains sipwall no longer sets get their old policy back.
 		for _, c := range kt.order {
 			key := f.v + " " + t + " " + c
-			if old, ok := st.BuiltinPolicies[key]; ok && builtins[c] {
+			if old, ok := m.BuiltinPolicies[key]; ok && builtins[c] {
 				if _, still := nt.policies[c]; !still {
 					fmt.Fprintf(&b, ":%s %s [0:0]\n", c, old)
-					delete(st.BuiltinPolicies, key)
+					delete(m.BuiltinPolicies, key)
 				}
 			}
 		}
@@ -320,13 +321,22 @@ func restoreInput(f family, rendered string, kernel map[string]*iptTable, st *St
 	return b.String()
 }
 
-// install loads rules.v4, rules.v6 and ipsets. Sets come first (rules
+// Install loads rules.v4, rules.v6 and ipsets. Sets come first (rules
 // refer to them); existing sets keep their entries. If either family's
 // restore fails, sipwall's part of both families is put back as it was,
 // the tables this apply created are removed, and so are the sets it
 // created: the kernel holds exactly what it held before.
-func (b iptBackend) install(ctx context.Context, files map[string]string, st *State) error {
-	created, err := b.ensureSets(ctx, files["ipsets"])
+func (b *Backend) Install(ctx context.Context, rs backend.Ruleset, _ []backend.Set, m *backend.Memory) error {
+	return b.install(ctx, rs, m)
+}
+
+func (b *Backend) install(ctx context.Context, rs backend.Ruleset, m *backend.Memory) error {
+	files := rs.Files
+	static := map[string]bool{}
+	for _, s := range rs.Sets {
+		static[s.Name] = s.Static
+	}
+	created, err := b.ensureSets(ctx, files["ipsets"], static)
 	if err != nil {
 		return err
 	}
@@ -342,10 +352,10 @@ func (b iptBackend) install(ctx context.Context, files map[string]string, st *St
 			}
 		}
 		for _, s := range created {
-			b.r.Run(ctx, nil, "ipset", "destroy", s)
+			b.run.Run(ctx, nil, "ipset", "destroy", s)
 		}
 	}
-	saved := cloneMap(st.BuiltinPolicies)
+	saved := cloneMap(m.BuiltinPolicies)
 	for _, f := range families {
 		if files[f.file] == "" && !b.hasOwn(ctx, f) {
 			continue
@@ -357,26 +367,26 @@ func (b iptBackend) install(ctx context.Context, files map[string]string, st *St
 			return err
 		}
 		done[f.v] = before{kernel, existed}
-		input := restoreInput(f, files[f.file], kernel, st)
-		if _, err := b.r.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
+		input := restoreInput(f, files[f.file], kernel, m)
+		if _, err := b.run.Run(ctx, strings.NewReader(input), f.restore, "--noflush"); err != nil {
 			undo()
-			st.BuiltinPolicies = saved
+			m.BuiltinPolicies = saved
 			return fmt.Errorf("%s refused the IPv%s rules, nothing changed: %w", f.restore, f.v, err)
 		}
-		if st.CreatedTables == nil {
-			st.CreatedTables = map[string]bool{}
+		if m.CreatedTables == nil {
+			m.CreatedTables = map[string]bool{}
 		}
 		for t, ok := range existed {
 			key := f.v + " " + t
-			if !ok && !st.CreatedTables[key] {
-				st.CreatedTables[key] = true
+			if !ok && !m.CreatedTables[key] {
+				m.CreatedTables[key] = true
 			}
 		}
 		// Built-in chains iptables-nft creates when sipwall declares them.
 		after := b.tablesExisting(ctx, f)
 		for k := range after {
 			if strings.Contains(k, " ") && !existed[k] {
-				st.CreatedTables[f.v+" "+k] = true
+				m.CreatedTables[f.v+" "+k] = true
 			}
 		}
 	}
@@ -395,9 +405,9 @@ func cloneMap(m map[string]string) map[string]string {
 }
 
 // hasOwn reports whether the kernel holds sipwall chains for a family.
-func (b iptBackend) hasOwn(ctx context.Context, f family) bool {
+func (b *Backend) hasOwn(ctx context.Context, f family) bool {
 	for _, t := range managedTables {
-		out, err := b.r.Run(ctx, nil, f.save, "-t", t)
+		out, err := b.run.Run(ctx, nil, f.save, "-t", t)
 		if err == nil && strings.Contains(out, ":"+ownPrefix) {
 			return true
 		}
@@ -405,68 +415,56 @@ func (b iptBackend) hasOwn(ctx context.Context, f family) bool {
 	return false
 }
 
-var createLine = regexp.MustCompile(`^create (\S+) (\S+) (.*)$`)
-
 // ensureSets creates the sets that are missing, migrates (keeping entries
 // and their remaining timeouts) the ones whose size or default timeout
 // changed, and refills the policy's static sets. It returns the sets it
 // created.
-func (b iptBackend) ensureSets(ctx context.Context, rendered string) ([]string, error) {
+func (b *Backend) ensureSets(ctx context.Context, rendered string, isStatic map[string]bool) ([]string, error) {
 	if rendered == "" {
 		return nil, nil
 	}
-	out, err := b.r.Run(ctx, nil, "ipset", "list", "-n")
+	exists, err := b.setNames(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ipset: %w", err)
+		return nil, err
 	}
-	exists := map[string]bool{}
-	for _, n := range strings.Fields(out) {
-		exists[n] = true
-	}
-	adds := map[string][]string{}
-	var creates [][]string
-	for _, line := range strings.Split(rendered, "\n") {
-		if m := createLine.FindStringSubmatch(line); m != nil {
-			creates = append(creates, m)
-		} else if f := strings.Fields(line); len(f) >= 3 && f[0] == "add" {
-			adds[f[1]] = append(adds[f[1]], line)
-		}
+	want, err := parseSave(rendered)
+	if err != nil {
+		return nil, err
 	}
 	var script strings.Builder
 	var created []string
-	for _, m := range creates {
-		name, typ, opts := m[1], m[2], m[3]
-		static := strings.HasPrefix(name, ownPrefix+compile.SetTrusted)
+	for _, set := range want {
+		name := set.name
+		create := func(as string) {
+			fmt.Fprintf(&script, "create %s %s %s\n", as, set.typ, strings.Join(set.opts, " "))
+			for _, e := range set.entries {
+				script.WriteString(strings.TrimSpace("add "+as+" "+e.addr+" "+e.line) + "\n")
+			}
+		}
 		switch {
 		case !exists[name]:
-			fmt.Fprintf(&script, "create %s %s %s\n", name, typ, opts)
-			for _, a := range adds[name] {
-				script.WriteString(a + "\n")
-			}
+			create(name)
 			created = append(created, name)
-		case static:
+		case isStatic[name]:
 			tmp := name + "-new"
-			fmt.Fprintf(&script, "create %s %s %s\n", tmp, typ, opts)
-			for _, a := range adds[name] {
-				script.WriteString(strings.Replace(a, "add "+name+" ", "add "+tmp+" ", 1) + "\n")
-			}
+			create(tmp)
 			fmt.Fprintf(&script, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
 		default:
-			same, err := b.sameHeader(ctx, name, opts)
+			same, err := b.sameHeader(ctx, set)
 			if err != nil {
 				return nil, err
 			}
 			if !same {
-				if err := b.migrate(ctx, name, typ, opts); err != nil {
+				if err := b.migrate(ctx, set); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
 	if script.Len() > 0 {
-		if _, err := b.r.Run(ctx, strings.NewReader(script.String()), "ipset", "restore"); err != nil {
+		if _, err := b.run.Run(ctx, strings.NewReader(script.String()), "ipset", "restore"); err != nil {
 			for _, s := range created {
-				b.r.Run(ctx, nil, "ipset", "destroy", s)
+				b.run.Run(ctx, nil, "ipset", "destroy", s)
 			}
 			return nil, fmt.Errorf("ipset refused the sets, nothing changed: %w", err)
 		}
@@ -474,100 +472,75 @@ func (b iptBackend) ensureSets(ctx context.Context, rendered string) ([]string, 
 	return created, nil
 }
 
-// headerValue extracts "maxelem N" / "timeout N" from an ipset header.
-func headerValue(header, key string) string {
-	f := strings.Fields(header)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == key {
-			return f[i+1]
-		}
-	}
-	return ""
-}
-
-// hasFlag reports whether an ipset header or create line has a flag.
-func hasFlag(header, flag string) bool {
-	for _, f := range strings.Fields(header) {
-		if f == flag {
-			return true
-		}
-	}
-	return false
-}
-
-func (b iptBackend) sameHeader(ctx context.Context, name, opts string) (bool, error) {
-	out, err := b.r.Run(ctx, nil, "ipset", "list", "-t", name)
-	if err != nil {
-		return false, fmt.Errorf("ipset: %w", err)
-	}
-	var header string
-	for _, l := range strings.Split(out, "\n") {
-		if h, ok := strings.CutPrefix(l, "Header: "); ok {
-			header = h
-		}
+// sameHeader reports whether the kernel's set has want's size, default
+// timeout, family and comment extension.
+func (b *Backend) sameHeader(ctx context.Context, want *savedSet) (bool, error) {
+	have, err := b.save(ctx, want.name)
+	if err != nil || len(have) != 1 {
+		return false, err
 	}
 	for _, k := range []string{"maxelem", "timeout", "family"} {
-		if headerValue(header, k) != headerValue(opts, k) {
+		if have[0].option(k) != want.option(k) {
 			return false, nil
 		}
 	}
-	return hasFlag(header, "comment") == hasFlag(opts, "comment"), nil
+	return have[0].flag("comment") == want.flag("comment"), nil
 }
 
 // migrate re-creates a set with new options and the old entries (with their
 // remaining timeouts), then swaps it in: rules keep pointing at the name.
-func (b iptBackend) migrate(ctx context.Context, name, typ, opts string) error {
-	saved, err := b.r.Run(ctx, nil, "ipset", "save", name)
+func (b *Backend) migrate(ctx context.Context, want *savedSet) error {
+	have, err := b.save(ctx, want.name)
 	if err != nil {
-		return fmt.Errorf("ipset: %w", err)
+		return err
 	}
-	tmp := name + "-new"
+	tmp := want.name + "-new"
 	var script strings.Builder
-	fmt.Fprintf(&script, "create %s %s %s\n", tmp, typ, opts)
-	for _, l := range strings.Split(saved, "\n") {
-		if rest, ok := strings.CutPrefix(l, "add "+name+" "); ok {
-			fmt.Fprintf(&script, "add %s %s\n", tmp, rest)
+	fmt.Fprintf(&script, "create %s %s %s\n", tmp, want.typ, strings.Join(want.opts, " "))
+	for _, set := range have {
+		for _, e := range set.entries {
+			script.WriteString(strings.TrimSpace("add "+tmp+" "+e.addr+" "+e.line) + "\n")
 		}
 	}
-	fmt.Fprintf(&script, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
-	if _, err := b.r.Run(ctx, strings.NewReader(script.String()), "ipset", "-exist", "restore"); err != nil {
-		b.r.Run(ctx, nil, "ipset", "destroy", tmp)
-		return fmt.Errorf("ipset: migrate %s: %w", name, err)
+	fmt.Fprintf(&script, "swap %s %s\ndestroy %s\n", tmp, want.name, tmp)
+	if _, err := b.run.Run(ctx, strings.NewReader(script.String()), "ipset", "-exist", "restore"); err != nil {
+		b.run.Run(ctx, nil, "ipset", "destroy", tmp)
+		return fmt.Errorf("ipset: migrate %s: %w", want.name, err)
 	}
 	return nil
 }
 
-// uninstall removes sipwall's chains and jumps, restores the built-in
+// Uninstall removes sipwall's chains and jumps, restores the built-in
 // policies and removes the tables sipwall created; the sets (and the lists
 // in them) are kept.
-func (b iptBackend) uninstall(ctx context.Context, st *State) error {
-	if err := b.install(ctx, map[string]string{}, st); err != nil {
+func (b *Backend) Uninstall(ctx context.Context, m *backend.Memory) error {
+	if err := b.install(ctx, backend.Ruleset{Files: map[string]string{}}, m); err != nil {
 		return err
 	}
 	for _, f := range families {
 		existed := map[string]bool{}
 		for _, t := range managedTables {
-			existed[t] = !st.CreatedTables[f.v+" "+t]
+			existed[t] = !m.CreatedTables[f.v+" "+t]
 			for c := range builtins {
-				existed[t+" "+c] = !st.CreatedTables[f.v+" "+t+" "+c]
+				existed[t+" "+c] = !m.CreatedTables[f.v+" "+t+" "+c]
 			}
 		}
 		if err := b.dropCreatedTables(ctx, f, existed); err != nil {
 			return err
 		}
 	}
-	st.CreatedTables = nil
+	m.CreatedTables = nil
 	return nil
 }
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
-// fingerprint lists sipwall's chains, jumps and built-in policies.
-func (b iptBackend) fingerprint(ctx context.Context) (string, error) {
+// Fingerprint lists sipwall's chains, jumps and built-in policies.
+func (b *Backend) Fingerprint(ctx context.Context) (string, error) {
 	var out strings.Builder
 	for _, f := range families {
 		for _, t := range managedTables {
-			text, err := b.r.Run(ctx, nil, f.save, "-t", t)
+			text, err := b.run.Run(ctx, nil, f.save, "-t", t)
 			if err != nil {
 				return "", err
 			}
