@@ -17,6 +17,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/render"
 )
 
 // DefaultStateDir is where sipwall keeps what it applied.
@@ -40,6 +41,10 @@ type Generation struct {
 	// (absent from state files of older versions: read from the kernel
 	// on the next apply, and by Sets until then).
 	Sets []backend.Set `json:"sets,omitempty"`
+	// Rules are the ruleset's rules where the kernel lists them, with
+	// their kinds (from the renderer's listing): stats maps the kernel's
+	// counters to them.
+	Rules []ir.RuleRef `json:"rules,omitempty"`
 }
 
 // Pending is an apply waiting for `sipwall confirm`.
@@ -302,7 +307,11 @@ func NewGeneration(n backend.Name, rs *ir.Ruleset, files map[string]string) (*Ge
 	if err != nil {
 		return nil, err
 	}
-	return &Generation{Backend: n, Files: files, Sets: be.Sets(rs)}, nil
+	l, err := render.List(rs, string(n))
+	if err != nil {
+		return nil, err
+	}
+	return &Generation{Backend: n, Files: files, Sets: be.Sets(rs), Rules: l.Refs(rs)}, nil
 }
 
 // CurrentSets returns the sets of the applied generation: as recorded, or

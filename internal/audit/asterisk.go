@@ -69,6 +69,11 @@ func (a *auditor) checkAsterisk(ctx context.Context) {
 	ast.checkPJSIP()
 	ast.checkSIP()
 	ast.checkIAX()
+	if a.cfg.Exposure != nil {
+		for _, f := range ast.pbx().Uncovered(a.cfg.Exposure) {
+			a.add(f)
+		}
+	}
 }
 
 // load parses an Asterisk configuration file once and reports its syntax
@@ -392,21 +397,42 @@ func (ast *asterisk) checkHTTP() {
 	if !ok {
 		return
 	}
+	pbx := ast.pbx()
 	if astBool(gen.value("enabled", "no")) {
-		if e, ok := gen.get("bindaddr"); ok && classifyBind(e.Value).reachable() {
+		if e, ok := gen.get("bindaddr"); ok && classifyBind(e.Value).reachable() && pbx.webSocket["ws"] != (Where{}) {
+			ast.a.add(Finding{
+				Severity: Low, Check: "http.webrtc_public", File: e.File, Line: e.Line,
+				Found: fmt.Sprintf("Asterisk's HTTP server is bound to %s and carries SIP over WebSocket (WS)", e.Value),
+				Why:   "clients must reach it, so it stays public; plain WS sends passwords' digests and calls' metadata in clear text, and the server also answers ARI and the AMI over HTTP when enabled",
+				Fix:   "move the clients to WSS (tlsenable, port 8089) and then bind bindaddr to 127.0.0.1; meanwhile set `webenabled = no` in manager.conf and `enabled = no` in ari.conf unless used",
+			})
+		} else if ok && classifyBind(e.Value).reachable() {
 			port := gen.value("bindport", "8088")
+			fix := "set `bindaddr = 127.0.0.1` in http.conf (put a reverse proxy in front if browsers need it), or `enabled = no` if unused"
+			if _, explicit := gen.get("tlsbindaddr"); pbx.WebRTC() && !explicit {
+				fix = "set `bindaddr = 127.0.0.1` and, for WebRTC, `tlsbindaddr = " + e.Value + ":8089` in http.conf (the HTTPS server otherwise follows bindaddr)"
+			}
 			ast.a.add(Finding{
 				Severity: High, Check: "http.public_bind", File: e.File, Line: e.Line,
 				Found: fmt.Sprintf("Asterisk's HTTP server is enabled and bound to %s, port %s", e.Value, port),
 				Why:   "it serves ARI, AMI over HTTP (when webenabled) and WebSocket SIP; reachable from the Internet it is another door for password guessing and exploits",
-				Fix:   "set `bindaddr = 127.0.0.1` in http.conf (put a reverse proxy in front if browsers need it), or `enabled = no` if unused",
+				Fix:   fix,
 			})
 		}
 	}
 	if astBool(gen.value("tlsenable", "no")) {
 		if e, ok := gen.get("tlsbindaddr"); ok {
 			host, _, _ := splitBind(e.Value)
-			if classifyBind(host).reachable() {
+			if classifyBind(host).reachable() && ast.pbx().WebRTC() {
+				// Browsers reach SIP over WSS here: binding it to
+				// 127.0.0.1 would end WebRTC. Keep it, serve less.
+				ast.a.add(Finding{
+					Severity: Low, Check: "http.webrtc_public", File: e.File, Line: e.Line,
+					Found: fmt.Sprintf("Asterisk's HTTPS server is bound to %s and carries WebRTC (SIP over WSS)", e.Value),
+					Why:   "browsers must reach it, so it stays public; the same server also answers ARI and the AMI over HTTP when those are enabled",
+					Fix:   "keep tlsbindaddr public for WebRTC; set `webenabled = no` in manager.conf and `enabled = no` in ari.conf unless used, and admit the port in the policy (sip.tls_ports)",
+				})
+			} else if classifyBind(host).reachable() {
 				ast.a.add(Finding{
 					Severity: High, Check: "http.public_bind", File: e.File, Line: e.Line,
 					Found: fmt.Sprintf("Asterisk's HTTPS server is enabled and bound to %s", e.Value),

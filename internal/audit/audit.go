@@ -13,6 +13,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 )
@@ -66,6 +67,14 @@ type Exposure struct {
 	// DefaultAccept is true when traffic no rule names is accepted (the
 	// input chain's default is not drop).
 	DefaultAccept bool
+	// Trusted are the networks trusted for SIP (trusted.all and
+	// trusted.sip) and TrustedHosts the trusted DNS names: a trunk of the
+	// PBX outside them is reported.
+	Trusted      []netip.Prefix
+	TrustedHosts []string
+	// KnockSIP is true when SIP needs a knock (hostname or user-agent
+	// mode): an untrusted trunk's calls are then dropped.
+	KnockSIP bool
 	// ExpectedCalls is the number of concurrent calls the host should carry;
 	// 0 means unknown, and the conntrack table is then checked only against
 	// its current fill.

@@ -267,6 +267,30 @@ func (a *auditor) checkSockets(ctx context.Context) {
 				Why:   "a service nobody meant to expose is an open door the firewall does not know about",
 				Fix:   fmt.Sprintf("stop the service or bind it to 127.0.0.1; if it must be reachable, admit %s port %d in the policy; and make the policy's default drop", strings.ToUpper(s.Proto), s.Port),
 			})
+		case isPBXProcess(s.Comm):
+			a.add(Finding{
+				Severity: Medium, Check: "sockets.pbx_blocked", File: a.procPath("net", s.Table),
+				Found: s.String() + " listens beyond this host, and the policy drops what comes to it",
+				Why:   "the PBX opened this port for its clients (a SIP transport, IAX2, WebSocket, RTP): phones, trunks or browsers using it get no answer",
+				Fix:   fmt.Sprintf("admit %s port %d in the policy (sip ports, rtp_ports or accept), or bind it to 127.0.0.1 in the PBX's configuration if nothing outside uses it", strings.ToUpper(s.Proto), s.Port),
+			})
+		default:
+			a.add(Finding{
+				Severity: Info, Check: "sockets.blocked", File: a.procPath("net", s.Table),
+				Found: s.String() + " listens beyond this host, and the policy drops what comes to it",
+				Why:   "the firewall keeps it unreachable from outside; if it should be reachable, it is not",
+				Fix:   fmt.Sprintf("bind it to 127.0.0.1 if only this host uses it; admit %s port %d in the policy if outside clients need it", strings.ToUpper(s.Proto), s.Port),
+			})
 		}
 	}
+}
+
+// isPBXProcess reports whether a process name is a PBX's (Asterisk, Kamailio,
+// FreeSWITCH), whose listeners exist for outside clients.
+func isPBXProcess(comm string) bool {
+	switch comm {
+	case "asterisk", "kamailio", "freeswitch", "opensips":
+		return true
+	}
+	return false
 }

@@ -149,7 +149,12 @@ func TestSocketsAgainstPolicy(t *testing.T) {
 		{
 			name: "default drop with IPv6 rules",
 			exp:  func(e *Exposure) { e.IPv6 = true },
-			want: nil,
+			// Listeners the policy drops: the PBX's are its clients' loss.
+			want: []string{
+				"sockets.pbx_blocked: tcp 0.0.0.0:2000 (asterisk, pid 200) listens beyond this host, and the policy drops what comes to it",
+				"sockets.pbx_blocked: udp 0.0.0.0:4569 (asterisk, pid 200) listens beyond this host, and the policy drops what comes to it",
+				"sockets.blocked: tcp 0.0.0.0:8088 (node, pid 300) listens beyond this host, and the policy drops what comes to it",
+			},
 		},
 		{
 			name: "skinny on a trap port",
@@ -158,7 +163,9 @@ func TestSocketsAgainstPolicy(t *testing.T) {
 				e.TrapTCPPorts = []PortRange{{2000, 2000}, {3306, 3306}}
 			},
 			want: []string{
+				"sockets.pbx_blocked: udp 0.0.0.0:4569 (asterisk, pid 200) listens beyond this host, and the policy drops what comes to it",
 				"sockets.on_trap_port: tcp 0.0.0.0:2000 (asterisk, pid 200) listens on a port the policy treats as a trap",
+				"sockets.blocked: tcp 0.0.0.0:8088 (node, pid 300) listens beyond this host, and the policy drops what comes to it",
 			},
 		},
 	} {

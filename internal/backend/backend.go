@@ -94,8 +94,14 @@ type Counter struct {
 	Table   string // "raw", "filter"; nftables: the table ("sipwall")
 	Chain   string
 	Comment string // the rule's comment ("" for none)
-	Packets uint64
-	Bytes   uint64
+	// File is the rendered file the rule comes from (the File of its
+	// entry in the renderer's listing: rules.v4, rules.v6, sipwall.nft).
+	File string
+	// Position is the rule's place in its chain, from 1, in the order the
+	// kernel lists the chain.
+	Position int
+	Packets  uint64
+	Bytes    uint64
 }
 
 // Opener opens a backend acting on a host.

@@ -19,6 +19,20 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 	if err != nil {
 		return nil, nil, err
 	}
+	exp := exposureOf(p)
+	dir := os.Getenv("SIPWALL_STATE_DIR")
+	if dir == "" {
+		dir = apply.DefaultStateDir
+	}
+	st, err := apply.LoadState(dir)
+	if err == nil && st.Current != nil {
+		exp.Backend = string(st.Current.Backend)
+	}
+	return exp, firewallState{m: manager(dir)}, nil
+}
+
+// exposureOf is what a policy admits from outside and whom it trusts.
+func exposureOf(p *policy.Policy) *audit.Exposure {
 	exp := &audit.Exposure{
 		Profile:       audit.ProfileSipwall,
 		IPv6:          p.IPv6,
@@ -43,15 +57,14 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 			exp.TrapTCPPorts = append(exp.TrapTCPPorts, pr)
 		}
 	}
-	dir := os.Getenv("SIPWALL_STATE_DIR")
-	if dir == "" {
-		dir = apply.DefaultStateDir
+	for _, n := range append(append([]policy.Prefix(nil), p.Trusted.All...), p.Trusted.SIP...) {
+		exp.Trusted = append(exp.Trusted, n.Prefix)
 	}
-	st, err := apply.LoadState(dir)
-	if err == nil && st.Current != nil {
-		exp.Backend = string(st.Current.Backend)
+	for _, h := range p.Trusted.Hosts {
+		exp.TrustedHosts = append(exp.TrustedHosts, h.Name)
 	}
-	return exp, firewallState{m: manager(dir)}, nil
+	exp.KnockSIP = p.SIP.Mode == policy.ModeHostname || p.SIP.Mode == policy.ModeUserAgent
+	return exp
 }
 
 // firewallState reports the applied ruleset to the audit.

@@ -2,16 +2,21 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io/fs"
 
+	"github.com/sipwall/sipwall/internal/audit"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
 
 func runCheck(e *env) int {
-	fs := newFlags(e, "check", "[-c FILE] [--force] [--json]")
+	fs := newFlags(e, "check", "[-c FILE] [--asterisk-dir DIR] [--force] [--json]")
 	file := fs.String("c", policy.DefaultPath, "policy `file`")
+	asteriskDir := fs.String("asterisk-dir", audit.DefaultAsteriskDir, "warn about the transports, RTP range, IAX2 and trunks of Asterisk's configuration in `dir` that the policy does not cover (skipped when the default is absent)")
 	force := fs.Bool("force", false, "accept lint errors (an SSH lockout) as warnings")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	if code, ok := parseFlags(fs, e.args); !ok {
@@ -26,6 +31,12 @@ func runCheck(e *env) int {
 		return exitUsage
 	}
 	findings := p.Lint(hostFacts())
+	pbxFindings, err := pbxCoverage(p, *asteriskDir, flagGiven(fs, "asterisk-dir"))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sipwall check: --asterisk-dir: %v\n", err)
+		return exitUsage
+	}
+	findings = append(findings, pbxFindings...)
 	// Both renderings must succeed; their notes say what is enforced where.
 	notes := map[string][]string{}
 	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
@@ -82,4 +93,29 @@ func runCheck(e *env) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// pbxCoverage compares the policy with the Asterisk configuration in dir:
+// one warning per transport, RTP range, IAX2 listener and trunk the policy
+// does not cover. A missing default directory is not an error.
+func pbxCoverage(p *policy.Policy, dir string, explicit bool) ([]policy.Finding, error) {
+	pbx, err := audit.ReadPBX(dir, nil)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []policy.Finding
+	for _, f := range pbx.Uncovered(exposureOf(p)) {
+		out = append(out, policy.Finding{Severity: policy.SevWarning, File: f.File, Line: f.Line, Key: f.Check, Message: f.Found + ": " + f.Why + "; " + f.Fix})
+	}
+	return out, nil
+}
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

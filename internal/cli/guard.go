@@ -2,19 +2,15 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	sw "github.com/sipwall/sipwall/internal/backend"
@@ -276,29 +272,10 @@ func runGuard(e *env) int {
 	}
 
 	opts := guard.Options{
-		MaxLine:     *maxLine,
-		KeepMatches: *asJSON || *listMatches,
-		Jail:        jailCfg,
+		MaxLine: *maxLine,
+		Jail:    jailCfg,
 	}
-	rep, err := guard.Scan(e.ctx, inputs, opts)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "sipwall guard: %v\n", err)
-		return exitFailure
-	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(e.stderr, "sipwall guard: writing the report: %v\n", err)
-			return exitFailure
-		}
-		return exitOK
-	}
-	if err := printScan(e.stdout, rep, *listMatches); err != nil {
-		fmt.Fprintf(e.stderr, "sipwall guard: writing the report: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
+	return scanLogs(e, inputs, opts, *asJSON, *listMatches)
 }
 
 // ownAddresses returns this host's interface addresses, never banned.
@@ -316,81 +293,6 @@ func ownAddresses() []netip.Addr {
 		}
 	}
 	return out
-}
-
-func printScan(w io.Writer, rep *guard.Report, listMatches bool) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	th := rep.Thresholds
-	fmt.Fprintf(tw, "Thresholds: %d failures within %s ban for %s (repeat bans x%d, at most %s)\n\n",
-		th.MaxRetry, th.FindTime, th.BanTime, th.BanFactor, th.MaxBanTime)
-
-	fmt.Fprintln(tw, "FILE\tLINES\tMATCHED\tUNMATCHED CANDIDATES\tOVERLONG")
-	for _, f := range rep.Files {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", f.File, f.Lines, f.Matched, f.UnmatchedCandidate, f.Overlong)
-	}
-	if len(rep.Files) > 1 {
-		fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\n", rep.Lines, rep.Matched, rep.UnmatchedCandidate, rep.Overlong)
-	}
-
-	kinds := rep.Events
-	if len(kinds) > 0 {
-		names := make([]string, 0, len(kinds))
-		for k := range kinds {
-			names = append(names, k)
-		}
-		sort.Slice(names, func(i, j int) bool {
-			if kinds[names[i]] != kinds[names[j]] {
-				return kinds[names[i]] > kinds[names[j]]
-			}
-			return names[i] < names[j]
-		})
-		fmt.Fprintln(tw, "\nEVENT\tMATCHES")
-		for _, k := range names {
-			fmt.Fprintf(tw, "%s\t%d\n", k, kinds[k])
-		}
-	}
-
-	if listMatches && len(rep.Matches) > 0 {
-		fmt.Fprintln(tw, "\nFILE:LINE\tEVENT\tADDRESS\tTIME")
-		for _, m := range rep.Matches {
-			ts := "-"
-			if !m.Time.IsZero() {
-				ts = m.Time.Format(time.DateTime)
-			}
-			fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\n", m.File, m.Line, m.Event, m.Addr, ts)
-		}
-	}
-
-	if len(rep.Addresses) > 0 {
-		fmt.Fprintln(tw, "\nADDRESS\tFAILURES\tVERDICT\tBANNED AT\tBANS\tDETAIL")
-		for _, a := range rep.Addresses {
-			at, detail := "-", a.Reason
-			if !a.BannedAt.IsZero() {
-				at = a.BannedAt.Format(time.DateTime)
-				detail = "last ban " + a.BanTime
-			}
-			bans := "-"
-			if a.Bans > 0 {
-				bans = fmt.Sprint(a.Bans)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", a.Addr, a.Failures, a.Verdict, at, bans, detail)
-		}
-	}
-
-	if len(rep.Candidates) > 0 {
-		fmt.Fprintln(tw, "\nNOT ATTRIBUTED\tEVENT\tREASON")
-		for _, c := range rep.Candidates {
-			ev := c.Event
-			if ev == "" {
-				ev = "-"
-			}
-			fmt.Fprintf(tw, "%s:%d\t%s\t%s\n", c.File, c.Line, ev, c.Reason)
-		}
-		if len(rep.Candidates) < rep.UnmatchedCandidate {
-			fmt.Fprintf(tw, "… and %d more\n", rep.UnmatchedCandidate-len(rep.Candidates))
-		}
-	}
-	return tw.Flush()
 }
 
 // liveOptions are the flags of live mode.

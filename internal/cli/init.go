@@ -15,11 +15,12 @@ import (
 )
 
 func runInit(e *env) int {
-	fs := newFlags(e, "init", "[-o FILE|-] [--hostname NAME] [--sshd-config FILE] [--force]")
+	fs := newFlags(e, "init", "[-o FILE|-] [--hostname NAME] [--sshd-config FILE] [--asterisk-dir DIR] [--force]")
 	out := fs.String("o", policy.DefaultPath, "write the policy to `file` (- for stdout)")
 	hostname := fs.String("hostname", "", "the secret `hostname` your phones use to reach the server")
 	sshdConfig := fs.String("sshd-config", "/etc/ssh/sshd_config", "sshd configuration `file` to read the SSH port from")
 	force := fs.Bool("force", false, "overwrite an existing policy file")
+	asteriskDir := fs.String("asterisk-dir", "", "read the SIP transports, RTP range, IAX2 and trunks from Asterisk's configuration `dir`ectory (FreePBX's included)")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
@@ -36,6 +37,14 @@ func runInit(e *env) int {
 		v.SSHPorts = []int{22}
 	}
 	v.Interfaces = publicInterfaces("/proc/net/route")
+	if *asteriskDir != "" {
+		pbx, err := readPBXValues(e.stderr, *asteriskDir)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall init: --asterisk-dir: %v\n", err)
+			return exitUsage
+		}
+		v.PBX = pbx
+	}
 	var buf bytes.Buffer
 	if err := initTemplate.Execute(&buf, v); err != nil {
 		fmt.Fprintf(e.stderr, "sipwall init: %v\n", err)
@@ -74,6 +83,7 @@ type initValues struct {
 	SSHPorts   []int
 	Interfaces []string
 	IPv6       bool
+	PBX        *pbxValues // from --asterisk-dir
 }
 
 // sshPorts reads the Port lines of an sshd configuration outside Match
@@ -182,12 +192,12 @@ ssh:
 # Protect IPv6 with the same policy (the article leaves IPv6 open).
 ipv6: {{.IPv6}}
 
-# trusted:
+{{if and .PBX .PBX.Trusted}}{{.PBX.Trusted}}{{else}}# trusted:
 #   all: [203.0.113.7]          # everything is accepted from these
 #   sip: [198.51.100.0/24]      # SIP and RTP only
 #   hosts:                      # dynamic IPs by DNS name
 #     - {name: home.example.net, access: sip}
-
+{{end}}
 sip:
 {{- if .Hostname}}
   # hostname: a source reaches SIP once one of its SIP packets carries the
@@ -201,10 +211,14 @@ sip:
   #   hostnames: [pbx-7f3k.example.net]
   mode: open
 {{- end}}
+{{- if .PBX}}
+  # Ports of the transports bound in {{.PBX.Dir}}:
+{{.PBX.Ports}}{{- else}}
   # udp_ports: [5060-5082]
   # tcp_ports: [5060-5082]
   # tls_ports: [5061]
   # rtp_ports: [10000-20000]
+{{- end}}
   # admit_for: forever          # how long a knock admits a source
   # scanners:
   #   ban_for: forever
@@ -220,4 +234,7 @@ sip:
 
 # spoofing:
 #   exempt: [10.0.0.0/8]        # bogon ranges your server or users live in
+{{- if and .PBX .PBX.Accept}}
+
+{{.PBX.Accept}}{{end}}
 `))

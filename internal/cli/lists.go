@@ -453,6 +453,9 @@ func runStats(e *env) int {
 		printJSON(e.stdout, st)
 		return exitOK
 	}
+	if st.Note != "" {
+		fmt.Fprintf(e.stderr, "sipwall stats: %s\n", st.Note)
+	}
 	fmt.Fprintf(e.stdout, "counters since the ruleset was loaded (%s):\n", st.Backend)
 	for _, l := range st.Summary() {
 		fmt.Fprintln(e.stdout, l)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/ir"
@@ -51,6 +52,18 @@ const (
 	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
 	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
 )
+
+// signaturePrefix starts the comment of a rule or of a scanners-list
+// entry that a scanner signature decided.
+const signaturePrefix = "scanner signature "
+
+// SignatureComment is the comment of a scanners-list entry banned for
+// carrying signature (guard's inspector writes it with the ban): sipwall
+// stats counts the list's sources by signature with SignatureOf.
+func SignatureComment(signature string) string { return signaturePrefix + signature }
+
+// SignatureOf returns the signature a SignatureComment names.
+func SignatureOf(comment string) (string, bool) { return strings.CutPrefix(comment, signaturePrefix) }
 
 // Chain names of the sipwall profile.
 const (
@@ -194,18 +207,15 @@ func dedupe(ps []netip.Prefix) []netip.Prefix {
 		}
 		return ps[i].Bits() < ps[j].Bits()
 	})
+	// Sorted by address then length, a prefix covering another comes
+	// first, and the prefixes kept are disjoint: only the last one kept can
+	// cover the next, so one pass is enough.
 	var out []netip.Prefix
 	for _, p := range ps {
-		covered := false
-		for _, q := range out {
-			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
-				covered = true
-				break
-			}
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue
 		}
-		if !covered {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -217,9 +227,9 @@ func (c *compiler) chain(t ir.Table, name string, hook ir.Hook, policy ir.Verdic
 	return ch
 }
 
-// rule builds a rule.
-func rule(comment string, v ir.Verdict, ms ...ir.Match) *ir.Rule {
-	return &ir.Rule{Matches: ms, Verdict: v, Comment: comment}
+// rule builds a rule of kind k.
+func rule(k ir.Kind, comment string, v ir.Verdict, ms ...ir.Match) *ir.Rule {
+	return &ir.Rule{Matches: ms, Verdict: v, Comment: comment, Kind: k}
 }
 
 func appendRules(ch *ir.Chain, rs ...*ir.Rule) { ch.Rules = append(ch.Rules, rs...) }
@@ -251,7 +261,7 @@ func byFamily(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
 }
 
 // srcRules returns one rule per family for prefixes (none for an empty family).
-func (c *compiler) srcRules(ps []netip.Prefix, dst bool, comment string, v ir.Verdict, extra ...ir.Match) []*ir.Rule {
+func (c *compiler) srcRules(k ir.Kind, ps []netip.Prefix, dst bool, comment string, v ir.Verdict, extra ...ir.Match) []*ir.Rule {
 	var out []*ir.Rule
 	v4, v6 := byFamily(ps)
 	for _, f := range []struct {
@@ -265,7 +275,7 @@ func (c *compiler) srcRules(ps []netip.Prefix, dst bool, comment string, v ir.Ve
 		if dst {
 			m = ir.Dst{Prefixes: f.ps}
 		}
-		r := rule(comment, v, append([]ir.Match{m}, extra...)...)
+		r := rule(k, comment, v, append([]ir.Match{m}, extra...)...)
 		r.Family = f.fam
 		out = append(out, r)
 	}

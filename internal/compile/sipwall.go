@@ -14,28 +14,28 @@ func (c *compiler) raw() {
 	p := c.p
 	pre := c.chain(ir.Raw, ChainRawPre, ir.Prerouting, ir.VAccept)
 	for _, ifc := range p.Interfaces.Public {
-		appendRules(pre, rule("public interface "+ifc, ir.JumpTo(ChainRawPublic), ir.InIface{Name: ifc}))
+		appendRules(pre, rule(ir.KindDispatch, "public interface "+ifc, ir.JumpTo(ChainRawPublic), ir.InIface{Name: ifc}))
 	}
 	pub := c.chain(ir.Raw, ChainRawPublic, "", ir.Verdict{})
 	// A ban by hand (or by guard, which never bans trusted sources) wins;
 	// then trusted and allowed sources pass: no scanner ban, signature or
 	// method limit applies to them, whatever their packets carry (a trunk
 	// relays its callers' display names; an operator's phones chat).
-	appendRules(pub, rule("banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}))
+	appendRules(pub, rule(ir.KindBanned, "banned by hand or by guard", ir.VDrop, ir.InSet{Set: SetBanned}))
 	if c.nft() {
-		appendRules(pub, rule("network banned by hand", ir.VDrop, ir.InSet{Set: SetBannedNet}))
+		appendRules(pub, rule(ir.KindBanned, "network banned by hand", ir.VDrop, ir.InSet{Set: SetBannedNet}))
 	}
-	appendRules(pub, rule("trusted: no signature or limit", ir.VReturn, ir.InSet{Set: SetTrusted}),
-		rule("allowed: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowed}))
+	appendRules(pub, rule(ir.KindExempt, "trusted: no signature or limit", ir.VReturn, ir.InSet{Set: SetTrusted}),
+		rule(ir.KindExempt, "allowed: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowed}))
 	if c.nft() {
-		appendRules(pub, rule("allowed network: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
+		appendRules(pub, rule(ir.KindExempt, "allowed network: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
 	}
-	appendRules(pub, rule("banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
+	appendRules(pub, rule(ir.KindScannerBanned, "banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
-		appendRules(pub, rule("SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
+		appendRules(pub, rule(ir.KindDispatch, "SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
 	}
 	if tcp := p.SIPTCPPorts(); len(tcp) > 0 {
-		appendRules(pub, rule("SIP over TCP and TLS", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(tcp)}))
+		appendRules(pub, rule(ir.KindDispatch, "SIP over TCP and TLS", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(tcp)}))
 	}
 
 	sip := c.chain(ir.Raw, ChainRawSIP, "", ir.Verdict{})
@@ -52,7 +52,7 @@ func (c *compiler) raw() {
 		}
 		for _, s := range p.SIP.Scanners.Signatures {
 			ms := append(append([]ir.Match(nil), unknown...), ir.String{Pattern: s.Match, IgnoreCase: s.IgnoreCase, To: 65535})
-			appendRules(sip, rule("scanner signature "+s.Match, ir.JumpTo(ChainScanner), ms...))
+			appendRules(sip, rule(ir.KindScannerSignature, SignatureComment(s.Match), ir.JumpTo(ChainScanner), ms...))
 		}
 		c.knock(sip)
 	}
@@ -61,8 +61,8 @@ func (c *compiler) raw() {
 
 	scan := c.chain(ir.Raw, ChainScanner, "", ir.Verdict{})
 	appendRules(scan,
-		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetScanners}}, Comment: "remember the scanner"},
-		rule("drop the scanner's packet", ir.VDrop))
+		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetScanners}}, Comment: "remember the scanner", Kind: ir.KindScannerBan},
+		rule(ir.KindScannerBan, "drop the scanner's packet", ir.VDrop))
 }
 
 // knock admits a source whose SIP packet carries a secret hostname (or an
@@ -87,6 +87,7 @@ func (c *compiler) knock(ch *ir.Chain) {
 			Matches: []ir.Match{ir.InSet{Set: SetAdmitted, Neg: true}, ir.String{Pattern: k.Match, IgnoreCase: k.IgnoreCase, To: 65535}},
 			Stmts:   []ir.Stmt{add},
 			Comment: "knock: " + k.Match,
+			Kind:    ir.KindKnock,
 		})
 	}
 }
@@ -94,7 +95,7 @@ func (c *compiler) knock(ch *ir.Chain) {
 // refresh keeps an admitted source admitted while it sends SIP.
 func (c *compiler) refresh(ch *ir.Chain) {
 	if c.p.SIP.AdmitFor.Duration > 0 {
-		appendRules(ch, &ir.Rule{Matches: []ir.Match{ir.InSet{Set: SetAdmitted}}, Stmts: []ir.Stmt{ir.AddToSet{Set: SetAdmitted}}, Comment: "admitted: refresh"})
+		appendRules(ch, &ir.Rule{Matches: []ir.Match{ir.InSet{Set: SetAdmitted}}, Stmts: []ir.Stmt{ir.AddToSet{Set: SetAdmitted}}, Comment: "admitted: refresh", Kind: ir.KindAdmitted})
 	}
 }
 
@@ -107,7 +108,7 @@ func (c *compiler) inspectHook(ch *ir.Chain) {
 	if c.knocks() {
 		ms = append(ms, ir.InSet{Set: SetAdmitted, Neg: true})
 	}
-	appendRules(ch, &ir.Rule{Matches: ms, Stmts: []ir.Stmt{ir.NFLog{Group: InspectGroup, Prefix: "sipwall-inspect"}}, Comment: "to the SIP inspector (sipwall guard)"})
+	appendRules(ch, &ir.Rule{Matches: ms, Stmts: []ir.Stmt{ir.NFLog{Group: InspectGroup, Prefix: "sipwall-inspect"}}, Comment: "to the SIP inspector (sipwall guard)", Kind: ir.KindScannerInspected})
 }
 
 // methodLimit drops a source's requests of method beyond the rate, counting
@@ -120,7 +121,7 @@ func (c *compiler) methodLimit(ch *ir.Chain, method string, r policy.Rate) {
 	over := ir.SourceRateOver{Name: "sipwall-" + lower(method), Rate: r.Count, Per: r.Per.Duration, Burst: r.Count, Size: c.p.Lists.Capacity}
 	comment := fmt.Sprintf("%s over %d per %s", method, r.Count, seconds(r.Per.Duration))
 	if c.nft() {
-		appendRules(ch, rule(comment, ir.VDrop, ir.Payload{Offset: 0, Bytes: needle}, over))
+		appendRules(ch, rule(ir.KindRateLimit, comment, ir.VDrop, ir.Payload{Offset: 0, Bytes: needle}, over))
 		return
 	}
 	// xt_string offsets count from the network header: the payload of UDP
@@ -141,7 +142,7 @@ func (c *compiler) methodLimit(ch *ir.Chain, method string, r policy.Rate) {
 			continue
 		}
 		from := f.ip + f.min
-		appendRules(ch, fam(f.fam, rule(comment, ir.VDrop, ir.Proto{Proto: f.proto},
+		appendRules(ch, fam(f.fam, rule(ir.KindRateLimit, comment, ir.VDrop, ir.Proto{Proto: f.proto},
 			ir.String{Pattern: needle, From: from, To: f.ip + f.max + n}, over)))
 	}
 }
@@ -167,77 +168,77 @@ func (c *compiler) filter() {
 	rtp := ports(p.SIP.RTPPorts)
 	if knocks && len(sipTCP) > 0 {
 		for _, ifc := range p.Interfaces.Public {
-			appendRules(in, rule("TCP SIP: no data before the knock", ir.JumpTo(ChainTCPKnock),
+			appendRules(in, rule(ir.KindDispatch, "TCP SIP: no data before the knock", ir.JumpTo(ChainTCPKnock),
 				ir.InIface{Name: ifc}, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: sipTCP}, ir.CTState{States: ir.CTEstablished | ir.CTRelated}))
 		}
 	}
 	appendRules(in,
-		rule("invalid state", ir.VDrop, ir.CTState{States: ir.CTInvalid}),
-		rule("established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
-		rule("loopback", ir.VAccept, ir.InIface{Name: "lo"}),
-		rule("caught by a trap port", ir.JumpTo(ChainTrapBan), append([]ir.Match{ir.InSet{Set: SetTrapped}}, c.untrusted()...)...),
-		fam(ir.IPv4, rule("ICMP", ir.JumpTo(ChainICMP), ir.Proto{Proto: ir.ProtoICMP})))
+		rule(ir.KindConntrack, "invalid state", ir.VDrop, ir.CTState{States: ir.CTInvalid}),
+		rule(ir.KindConntrack, "established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
+		rule(ir.KindLoopback, "loopback", ir.VAccept, ir.InIface{Name: "lo"}),
+		rule(ir.KindTrapped, "caught by a trap port", ir.JumpTo(ChainTrapBan), append([]ir.Match{ir.InSet{Set: SetTrapped}}, c.untrusted()...)...),
+		fam(ir.IPv4, rule(ir.KindDispatch, "ICMP", ir.JumpTo(ChainICMP), ir.Proto{Proto: ir.ProtoICMP})))
 	if c.rs.Families.Has(ir.IPv6) {
-		appendRules(in, fam(ir.IPv6, rule("ICMPv6", ir.JumpTo(ChainICMPv6), ir.Proto{Proto: ir.ProtoICMPv6})))
+		appendRules(in, fam(ir.IPv6, rule(ir.KindDispatch, "ICMPv6", ir.JumpTo(ChainICMPv6), ir.Proto{Proto: ir.ProtoICMPv6})))
 	}
 	if p.DHCP {
-		appendRules(in, fam(ir.IPv4, rule("DHCP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
+		appendRules(in, fam(ir.IPv4, rule(ir.KindService, "DHCP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
 			ir.SPort{Ports: []ir.PortRange{{From: 67, To: 68}}}, ir.DPort{Ports: []ir.PortRange{{From: 67, To: 68}}})))
 		if c.rs.Families.Has(ir.IPv6) {
-			appendRules(in, fam(ir.IPv6, rule("DHCPv6 client", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
+			appendRules(in, fam(ir.IPv6, rule(ir.KindService, "DHCPv6 client", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP},
 				ir.SPort{Ports: []ir.PortRange{{From: 547, To: 547}}}, ir.DPort{Ports: []ir.PortRange{{From: 546, To: 546}}})))
 		}
 	}
-	appendRules(in, c.srcRules(c.trustAll, false, "trusted network", ir.VAccept)...)
+	appendRules(in, c.srcRules(ir.KindTrusted, c.trustAll, false, "trusted network", ir.VAccept)...)
 	if len(sipUDP)+len(rtp) > 0 {
-		appendRules(in, c.srcRules(c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: append(append([]ir.PortRange(nil), sipUDP...), rtp...)})...)
+		appendRules(in, c.srcRules(ir.KindTrusted, c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: append(append([]ir.PortRange(nil), sipUDP...), rtp...)})...)
 	}
 	if len(sipTCP) > 0 {
-		appendRules(in, c.srcRules(c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: sipTCP})...)
+		appendRules(in, c.srcRules(ir.KindTrusted, c.trustSIP, false, "trusted for SIP", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: sipTCP})...)
 	}
 	for _, ifc := range p.Interfaces.Public {
-		appendRules(in, rule("anti-spoofing on "+ifc, ir.JumpTo(ChainSpoof), ir.InIface{Name: ifc}))
+		appendRules(in, rule(ir.KindDispatch, "anti-spoofing on "+ifc, ir.JumpTo(ChainSpoof), ir.InIface{Name: ifc}))
 	}
 	if len(p.SSH.Ports) > 0 {
-		appendRules(in, rule("SSH", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.SSH.Ports)}))
+		appendRules(in, rule(ir.KindSSH, "SSH", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.SSH.Ports)}))
 	}
 	if len(p.Extra.TCP) > 0 {
-		appendRules(in, rule("accepted TCP services", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.Extra.TCP)}))
+		appendRules(in, rule(ir.KindService, "accepted TCP services", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: ports(p.Extra.TCP)}))
 	}
 	if len(p.Extra.UDP) > 0 {
-		appendRules(in, rule("accepted UDP services", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.Extra.UDP)}))
+		appendRules(in, rule(ir.KindService, "accepted UDP services", ir.VAccept, ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.Extra.UDP)}))
 	}
 	if len(p.Traps.Ports) > 0 {
-		appendRules(in, rule("trap ports (never for trusted or allowed sources)", ir.JumpTo(ChainTraps), c.untrusted()...))
+		appendRules(in, rule(ir.KindDispatch, "trap ports (never for trusted or allowed sources)", ir.JumpTo(ChainTraps), c.untrusted()...))
 	}
-	appendRules(in, rule("SIP and RTP", ir.JumpTo(ChainSIPIn)))
+	appendRules(in, rule(ir.KindDispatch, "SIP and RTP", ir.JumpTo(ChainSIPIn)))
 	if p.Log.Drops.Count > 0 {
 		appendRules(in, &ir.Rule{Matches: []ir.Match{ir.Limit{Rate: p.Log.Drops.Count, Per: p.Log.Drops.Per.Duration, Burst: 5}},
-			Stmts: []ir.Stmt{ir.Log{Prefix: p.Log.Prefix}}, Comment: "log what is dropped"})
+			Stmts: []ir.Stmt{ir.Log{Prefix: p.Log.Prefix}}, Comment: "log what is dropped", Kind: ir.KindLog})
 	}
 
 	if knocks && len(sipTCP) > 0 {
 		k := c.chain(ir.Filter, ChainTCPKnock, "", ir.Verdict{})
 		// Segments too short to hold a SIP request (the handshake's last
 		// ACK, bare ACKs, FIN, RST) pass: only data waits for the knock.
-		appendRules(k, fam(ir.IPv4, rule("no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 20 + 60})))
+		appendRules(k, fam(ir.IPv4, rule(ir.KindSIP, "no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 20 + 60})))
 		if c.rs.Families.Has(ir.IPv6) {
-			appendRules(k, fam(ir.IPv6, rule("no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 40 + 60})))
+			appendRules(k, fam(ir.IPv6, rule(ir.KindSIP, "no SIP data", ir.VReturn, ir.Length{Min: 0, Max: 40 + 60})))
 		}
 		appendRules(k,
-			rule("admitted", ir.VReturn, ir.InSet{Set: SetAdmitted}),
-			rule("allowed", ir.VReturn, ir.InSet{Set: SetAllowed}))
+			rule(ir.KindAdmitted, "admitted", ir.VReturn, ir.InSet{Set: SetAdmitted}),
+			rule(ir.KindAdmitted, "allowed", ir.VReturn, ir.InSet{Set: SetAllowed}))
 		if c.nft() {
-			appendRules(k, rule("allowed network", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
+			appendRules(k, rule(ir.KindAdmitted, "allowed network", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
 		}
 		appendRules(k,
-			rule("trusted", ir.VReturn, ir.InSet{Set: SetTrusted}),
-			rule("no knock yet", ir.VDrop))
+			rule(ir.KindTrusted, "trusted", ir.VReturn, ir.InSet{Set: SetTrusted}),
+			rule(ir.KindNoKnock, "no knock yet", ir.VDrop))
 	}
 	ban := c.chain(ir.Filter, ChainTrapBan, "", ir.Verdict{})
 	appendRules(ban,
-		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetTrapped}}, Comment: "ban from every port (refreshed while it keeps trying)"},
-		rule("drop", ir.VDrop))
+		&ir.Rule{Stmts: []ir.Stmt{ir.AddToSet{Set: SetTrapped}}, Comment: "ban from every port (refreshed while it keeps trying)", Kind: ir.KindTrapBan},
+		rule(ir.KindTrapBan, "drop", ir.VDrop))
 
 	c.icmp()
 	c.spoof()
@@ -250,8 +251,8 @@ func (c *compiler) filter() {
 	if p.Defaults.Output != "accept" {
 		out := c.chain(ir.Filter, ChainOutput, ir.Output, verdictOf(p.Defaults.Output))
 		appendRules(out,
-			rule("established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
-			rule("SSH replies", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.SPort{Ports: ports(p.SSH.Ports)}))
+			rule(ir.KindConntrack, "established flows", ir.VAccept, ir.CTState{States: ir.CTEstablished | ir.CTRelated}),
+			rule(ir.KindSSH, "SSH replies", ir.VAccept, ir.Proto{Proto: ir.ProtoTCP}, ir.SPort{Ports: ports(p.SSH.Ports)}))
 	}
 }
 
@@ -265,12 +266,12 @@ func verdictOf(s string) ir.Verdict {
 func (c *compiler) icmp() {
 	ch := c.chain(ir.Filter, ChainICMP, "", ir.Verdict{})
 	if c.p.ICMP.DropFragments {
-		appendRules(ch, fam(ir.IPv4, rule("fragmented ICMP", ir.VDrop, ir.Fragment{})))
+		appendRules(ch, fam(ir.IPv4, rule(ir.KindICMP, "fragmented ICMP", ir.VDrop, ir.Fragment{})))
 	}
 	for _, t := range c.p.ICMP.Types {
-		appendRules(ch, fam(ir.IPv4, rule(fmt.Sprintf("ICMP type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMP}, ir.ICMPType{Type: uint8(t)})))
+		appendRules(ch, fam(ir.IPv4, rule(ir.KindICMP, fmt.Sprintf("ICMP type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMP}, ir.ICMPType{Type: uint8(t)})))
 	}
-	appendRules(ch, fam(ir.IPv4, rule("other ICMP", ir.VDrop)))
+	appendRules(ch, fam(ir.IPv4, rule(ir.KindICMP, "other ICMP", ir.VDrop)))
 	if !c.rs.Families.Has(ir.IPv6) {
 		return
 	}
@@ -288,9 +289,9 @@ func (c *compiler) icmp() {
 	}
 	sort.Ints(sorted)
 	for _, t := range sorted {
-		appendRules(ch6, fam(ir.IPv6, rule(fmt.Sprintf("ICMPv6 type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMPv6}, ir.ICMPType{Type: uint8(t)})))
+		appendRules(ch6, fam(ir.IPv6, rule(ir.KindICMP, fmt.Sprintf("ICMPv6 type %d", t), ir.VAccept, ir.Proto{Proto: ir.ProtoICMPv6}, ir.ICMPType{Type: uint8(t)})))
 	}
-	appendRules(ch6, fam(ir.IPv6, rule("other ICMPv6", ir.VDrop)))
+	appendRules(ch6, fam(ir.IPv6, rule(ir.KindICMP, "other ICMPv6", ir.VDrop)))
 }
 
 // badFlags are the article's seven bad TCP flag combinations (mask, value).
@@ -310,33 +311,33 @@ var badFlags = []struct {
 func (c *compiler) spoof() {
 	p := c.p
 	ch := c.chain(ir.Filter, ChainSpoof, "", ir.Verdict{})
-	appendRules(ch, c.srcRules(p.Bogons(), false, "bogon source", ir.VDrop)...)
+	appendRules(ch, c.srcRules(ir.KindSpoofing, p.Bogons(), false, "bogon source", ir.VDrop)...)
 	var dsts []policy.Prefix = p.Spoofing.BadDestinations
-	appendRules(ch, c.srcRules(prefixes(dsts), true, "broadcast, multicast or loopback destination", ir.VDrop)...)
+	appendRules(ch, c.srcRules(ir.KindSpoofing, prefixes(dsts), true, "broadcast, multicast or loopback destination", ir.VDrop)...)
 	tcp := ir.Proto{Proto: ir.ProtoTCP}
 	if p.Spoofing.BadTCPFlags {
 		for _, f := range badFlags {
-			appendRules(ch, rule("bad TCP flags: "+f.name, ir.VDrop, tcp, ir.TCPFlags{Mask: f.mask, Comp: f.comp}))
+			appendRules(ch, rule(ir.KindSpoofing, "bad TCP flags: "+f.name, ir.VDrop, tcp, ir.TCPFlags{Mask: f.mask, Comp: f.comp}))
 		}
 	}
 	if p.Spoofing.SynAckReset {
-		appendRules(ch, rule("new SYN,ACK: someone spoofs our address", ir.Verdict{Kind: ir.RejectTCPReset}, tcp,
+		appendRules(ch, rule(ir.KindSpoofing, "new SYN,ACK: someone spoofs our address", ir.Verdict{Kind: ir.RejectTCPReset}, tcp,
 			ir.TCPFlags{Mask: ir.SYN | ir.ACK, Comp: ir.SYN | ir.ACK}, ir.CTState{States: ir.CTNew}))
 	}
 	syn := ir.TCPFlags{Mask: ir.FIN | ir.SYN | ir.RST | ir.ACK, Comp: ir.SYN}
 	if p.Spoofing.NewWithoutSyn {
 		notSyn := syn
 		notSyn.Neg = true
-		appendRules(ch, rule("new TCP without SYN", ir.VDrop, tcp, notSyn, ir.CTState{States: ir.CTNew}))
+		appendRules(ch, rule(ir.KindSpoofing, "new TCP without SYN", ir.VDrop, tcp, notSyn, ir.CTState{States: ir.CTNew}))
 	}
 	if p.Spoofing.EmptyUDP {
-		appendRules(ch, fam(ir.IPv4, rule("empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 28})))
+		appendRules(ch, fam(ir.IPv4, rule(ir.KindSpoofing, "empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 28})))
 		if c.rs.Families.Has(ir.IPv6) {
-			appendRules(ch, fam(ir.IPv6, rule("empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 48})))
+			appendRules(ch, fam(ir.IPv6, rule(ir.KindSpoofing, "empty UDP", ir.VDrop, ir.Proto{Proto: ir.ProtoUDP}, ir.Length{Min: 0, Max: 48})))
 		}
 	}
 	if r := p.Spoofing.SynRate; r.Count > 0 {
-		appendRules(ch, rule(fmt.Sprintf("over %d new TCP connections per %s", r.Count, seconds(r.Per.Duration)), ir.VDrop, tcp, syn,
+		appendRules(ch, rule(ir.KindRateLimit, fmt.Sprintf("over %d new TCP connections per %s", r.Count, seconds(r.Per.Duration)), ir.VDrop, tcp, syn,
 			ir.SourceRateOver{Name: "sipwall-syn", Rate: r.Count, Per: r.Per.Duration, Burst: r.Count, Size: p.Lists.Capacity}))
 	}
 }
@@ -350,11 +351,11 @@ func (c *compiler) traps() {
 		m := []ir.Match{ir.Proto{Proto: ir.ProtoTCP}, ir.DPort{Ports: []ir.PortRange{{From: uint16(t.Port), To: uint16(t.Port)}}}}
 		switch t.Action {
 		case policy.TrapBan:
-			appendRules(ch, rule(fmt.Sprintf("trap port %d: ban for %s", t.Port, c.p.Traps.BanFor), ir.JumpTo(ChainTrapBan), m...))
+			appendRules(ch, rule(ir.KindTrap, fmt.Sprintf("trap port %d: ban for %s", t.Port, c.p.Traps.BanFor), ir.JumpTo(ChainTrapBan), m...))
 		case policy.TrapDrop:
-			appendRules(ch, rule(fmt.Sprintf("port %d: drop", t.Port), ir.VDrop, m...))
+			appendRules(ch, rule(ir.KindTrap, fmt.Sprintf("port %d: drop", t.Port), ir.VDrop, m...))
 		case policy.TrapAccept:
-			appendRules(ch, rule(fmt.Sprintf("port %d: accept", t.Port), ir.VAccept, m...))
+			appendRules(ch, rule(ir.KindService, fmt.Sprintf("port %d: accept", t.Port), ir.VAccept, m...))
 		}
 	}
 }
@@ -368,23 +369,23 @@ func (c *compiler) sipIn(sipUDP, sipTCP, rtp []ir.PortRange) {
 		if c.knocks() {
 			comment = "TCP handshake: data waits for the knock"
 		}
-		appendRules(ch, rule(comment, ir.VAccept, tcp, ir.DPort{Ports: sipTCP}))
+		appendRules(ch, rule(ir.KindSIP, comment, ir.VAccept, tcp, ir.DPort{Ports: sipTCP}))
 	}
 	if len(sipUDP) > 0 {
 		if c.knocks() {
 			appendRules(ch,
-				rule("SIP from admitted sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAdmitted}),
-				rule("SIP from allowed sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowed}))
+				rule(ir.KindAdmitted, "SIP from admitted sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAdmitted}),
+				rule(ir.KindAdmitted, "SIP from allowed sources", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowed}))
 			if c.nft() {
-				appendRules(ch, rule("SIP from allowed networks", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowedNet}))
+				appendRules(ch, rule(ir.KindAdmitted, "SIP from allowed networks", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowedNet}))
 			}
-			appendRules(ch, rule("SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
+			appendRules(ch, rule(ir.KindNoKnock, "SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
 		} else {
-			appendRules(ch, rule("SIP over UDP", ir.VAccept, udp, ir.DPort{Ports: sipUDP}))
+			appendRules(ch, rule(ir.KindSIP, "SIP over UDP", ir.VAccept, udp, ir.DPort{Ports: sipUDP}))
 		}
 	}
 	if len(rtp) > 0 {
-		appendRules(ch, rule("RTP", ir.VAccept, udp, ir.DPort{Ports: rtp}))
+		appendRules(ch, rule(ir.KindRTP, "RTP", ir.VAccept, udp, ir.DPort{Ports: rtp}))
 	}
 }
 

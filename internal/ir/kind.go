@@ -45,6 +45,9 @@ const (
 	KindAdmitted
 	// KindTrusted: traffic from the policy's trusted networks.
 	KindTrusted
+	// KindExempt: packets of trusted networks and allowed sources let
+	// past the scanner bans, signatures and limits.
+	KindExempt
 	// KindSpoofing: spoofed or malformed packets (bogon sources, bad
 	// destinations, bad TCP flags, empty UDP, new TCP without SYN).
 	KindSpoofing
@@ -76,7 +79,7 @@ const (
 var kindNames = [numKinds]string{
 	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned",
 	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "trusted",
-	"spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
+	"exempt", "spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
 }
 
 var kindAbout = [numKinds]string{
@@ -94,6 +97,7 @@ var kindAbout = [numKinds]string{
 	"SIP dropped because the source has not knocked",
 	"SIP accepted from admitted or allowed sources",
 	"packets accepted from trusted networks",
+	"packets of trusted networks and allowed sources let past the scanner bans, signatures and limits",
 	"packets dropped as spoofed or malformed (bogons, bad TCP flags, empty UDP)",
 	"ICMP accepted or dropped by type",
 	"packets decided by their conntrack state (established accepted, invalid dropped)",

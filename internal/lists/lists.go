@@ -19,6 +19,7 @@ import (
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -121,6 +122,9 @@ type Store struct {
 	StateDir string
 	// LockWait is how long to wait for another sipwall (default 10 s).
 	LockWait time.Duration
+	// Rules are the applied ruleset's rules as the kernel lists them, with
+	// their kinds: stats maps the kernel's counters to them.
+	Rules []ir.RuleRef
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -144,7 +148,7 @@ func Open(ctx context.Context, stateDir string, h backend.Host) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Backend: be, Sets: sets, Kernel: be.Store(sets), StateDir: stateDir}, nil
+	return &Store{Backend: be, Sets: sets, Kernel: be.Store(sets), StateDir: stateDir, Rules: st.Current.Rules}, nil
 }
 
 // Name is the applied backend's name ("" without one).

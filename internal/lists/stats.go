@@ -3,25 +3,35 @@ package lists
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/ir"
 )
 
-// Counter is one rule's counters, summed over the address families.
+// Counter is the counters of one rule of the applied ruleset, summed over
+// the kernel rules it renders to (both address families, each prefix).
 type Counter struct {
 	Chain   string `json:"chain"`
 	Comment string `json:"comment"`
+	// Kind is what the rule is for (the key of its group).
+	Kind string `json:"kind"`
+	// Rule numbers the rule in the ruleset, from 1 in chain order (0 for
+	// an iptables jump from a built-in chain).
+	Rule    int    `json:"rule"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
 }
 
 // Group is the counters of one kind of rule, explained.
 type Group struct {
-	Key     string    `json:"key"`
-	What    string    `json:"what"`
+	Key  string `json:"key"`
+	What string `json:"what"`
+	// Packets and Bytes are what the group's rules decided: the sum of
+	// its rules with a verdict, or of all its rules when none has one
+	// (knocks, the inspector).
 	Packets uint64    `json:"packets"`
 	Bytes   uint64    `json:"bytes"`
 	Rules   []Counter `json:"rules,omitempty"`
@@ -33,47 +43,24 @@ type Stats struct {
 	Groups  []Group        `json:"groups"`
 	Lists   map[string]int `json:"lists"`
 	Rules   []Counter      `json:"rules"`
+	// Signatures are the sources in the scanners list now, by the
+	// signature that banned them, as guard's inspector records it with the
+	// ban (nftables, where the kernel cannot match signatures): busiest
+	// first.
+	Signatures []Signature `json:"signatures,omitempty"`
+	// Note says why the counters are not grouped, when they are not.
+	Note string `json:"note,omitempty"`
 }
 
-// groups classify rules by their comment, in the order they are shown.
-var groups = []struct {
-	key, what string
-	match     func(c Counter) bool
-}{
-	{"scanner-signature", "SIP scans thwarted, by scanner signature (the packet is dropped, the source banned)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "scanner signature ") }},
-	{"scanner-inspected", "SIP packets from unknown sources handed to the inspector (sipwall guard) to look for scanners",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "to the SIP inspector") }},
-	{"scanner-banned", "packets dropped from sources banned as SIP scanners",
-		func(c Counter) bool { return c.Comment == "banned as a SIP scanner" }},
-	{"banned", "packets dropped from sources banned by hand or by guard",
-		func(c Counter) bool { return c.Comment == "banned by hand or by guard" }},
-	{"trap", "trap port hits (the source is banned from every port)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "trap port ") }},
-	{"trapped", "packets dropped from sources caught by a trap port",
-		func(c Counter) bool { return c.Comment == "caught by a trap port" }},
-	{"rate-limit", "packets dropped by a per-source rate limit",
-		func(c Counter) bool { return rateLimit.MatchString(c.Comment) }},
-	{"knock", "knocks seen (SIP naming the secret hostname or an admitted user-agent)",
-		func(c Counter) bool { return strings.HasPrefix(c.Comment, "knock: ") }},
-	{"no-knock", "SIP dropped because the source has not knocked",
-		func(c Counter) bool { return c.Comment == "SIP without the knock" || c.Comment == "no knock yet" }},
-	{"admitted", "SIP accepted from admitted, allowed or trusted sources",
-		func(c Counter) bool {
-			return c.Comment == "SIP from admitted sources" || c.Comment == "SIP from allowed sources" || c.Comment == "SIP from trusted sources"
-		}},
-	{"spoofing", "packets dropped as spoofed or malformed (bogons, bad TCP flags, empty UDP)",
-		func(c Counter) bool {
-			return c.Comment == "bogon source" || strings.HasPrefix(c.Comment, "bad TCP flags") || c.Comment == "empty UDP" ||
-				strings.HasPrefix(c.Comment, "broadcast, multicast") || strings.HasPrefix(c.Comment, "new TCP without SYN") ||
-				strings.HasPrefix(c.Comment, "new SYN,ACK")
-		}},
+// Signature is how many sources listed as scanners a signature banned.
+type Signature struct {
+	Signature string `json:"signature"`
+	Sources   int    `json:"sources"`
 }
 
-var rateLimit = regexp.MustCompile(`\bover \d+ `)
-
-// Stats reads the counters of sipwall's rules from the kernel and groups
-// them by what they count.
+// Stats reads the counters of sipwall's rules from the kernel, maps them
+// to the applied ruleset's rules by chain and position (s.Rules, recorded
+// when it was applied) and groups them by the rules' kind.
 func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	if s.Backend == nil {
 		return nil, fmt.Errorf("stats: no backend")
@@ -82,40 +69,16 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	// Summed over the families, by chain and comment.
-	sum := map[[2]string]*Counter{}
-	var order [][2]string
-	for _, r := range raw {
-		if r.Comment == "" {
-			continue
-		}
-		k := [2]string{r.Chain, r.Comment}
-		c := sum[k]
-		if c == nil {
-			c = &Counter{Chain: r.Chain, Comment: r.Comment}
-			sum[k] = c
-			order = append(order, k)
-		}
-		c.Packets += r.Packets
-		c.Bytes += r.Bytes
+	// Each kernel rule where the kernel lists it.
+	counts := make([]ir.Count, len(raw))
+	for i, r := range raw {
+		counts[i] = ir.Count{File: r.File, Table: ir.Table(r.Table), Chain: r.Chain, Position: r.Position, Packets: r.Packets, Bytes: r.Bytes}
 	}
-	rules := make([]Counter, 0, len(order))
-	for _, k := range order {
-		rules = append(rules, *sum[k])
-	}
-	st := &Stats{Backend: s.Name(), Rules: rules, Lists: map[string]int{}}
-	for _, g := range groups {
-		grp := Group{Key: g.key, What: g.what}
-		for _, c := range rules {
-			if g.match(c) {
-				grp.Packets += c.Packets
-				grp.Bytes += c.Bytes
-				grp.Rules = append(grp.Rules, c)
-			}
-		}
-		if len(grp.Rules) > 0 {
-			st.Groups = append(st.Groups, grp)
-		}
+	st := &Stats{Backend: s.Name(), Lists: map[string]int{}, Rules: []Counter{}}
+	if len(s.Rules) == 0 {
+		st.Note = "the applied ruleset does not record its rules (applied by an older sipwall): run sipwall apply to have the counters grouped"
+	} else if st.Rules, st.Groups, err = groupCounters(s.Rules, counts); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	entries, err := s.List(ctx, s.lists()...)
 	if err != nil {
@@ -124,10 +87,45 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	for _, n := range Names {
 		st.Lists[n] = 0
 	}
+	bySig := map[string]int{}
 	for _, e := range entries {
 		st.Lists[e.List]++
+		if sig, ok := compile.SignatureOf(e.Comment); ok && e.List == compile.SetScanners {
+			bySig[sig]++
+		}
 	}
+	for sig, n := range bySig {
+		st.Signatures = append(st.Signatures, Signature{Signature: sig, Sources: n})
+	}
+	sort.Slice(st.Signatures, func(i, j int) bool {
+		a, b := st.Signatures[i], st.Signatures[j]
+		return a.Sources > b.Sources || (a.Sources == b.Sources && a.Signature < b.Signature)
+	})
 	return st, nil
+}
+
+// groupCounters maps kernel counters to the applied rules (refs) and groups them
+// by kind: every group with rules, in the order of ir.Kinds.
+func groupCounters(refs []ir.RuleRef, counts []ir.Count) ([]Counter, []Group, error) {
+	rules, groups, err := ir.GroupCounts(refs, counts)
+	if err != nil {
+		return nil, nil, err
+	}
+	counter := func(r ir.RuleCount) Counter {
+		return Counter{Chain: r.Chain, Comment: r.Comment, Kind: r.Kind.String(), Rule: r.Rule, Packets: r.Packets, Bytes: r.Bytes}
+	}
+	out := make([]Counter, len(rules))
+	for i, r := range rules {
+		out[i] = counter(r)
+	}
+	gs := make([]Group, len(groups))
+	for i, g := range groups {
+		gs[i] = Group{Key: g.Kind.String(), What: g.Kind.About(), Packets: g.Packets, Bytes: g.Bytes}
+		for _, r := range g.Rules {
+			gs[i].Rules = append(gs[i].Rules, counter(r))
+		}
+	}
+	return out, gs, nil
 }
 
 // Summary says the counters in words, one line each, like the article's
@@ -135,13 +133,32 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 func (st *Stats) Summary() []string {
 	var out []string
 	for _, g := range st.Groups {
+		if g.Key == ir.KindDispatch.String() {
+			continue // jumps between chains: in --json only
+		}
 		out = append(out, fmt.Sprintf("%s: %d packets, %s", g.What, g.Packets, HumanBytes(g.Bytes)))
 		if len(g.Rules) > 1 {
-			rs := append([]Counter(nil), g.Rules...)
+			// The rules that counted something, the busiest first.
+			var rs []Counter
+			for _, r := range g.Rules {
+				if r.Packets > 0 {
+					rs = append(rs, r)
+				}
+			}
 			sort.SliceStable(rs, func(i, j int) bool { return rs[i].Packets > rs[j].Packets })
 			for _, r := range rs {
-				out = append(out, fmt.Sprintf("    %-46s %12d packets %10s", r.Comment, r.Packets, HumanBytes(r.Bytes)))
+				name := r.Comment
+				if name == "" {
+					name = fmt.Sprintf("%s rule %d", r.Chain, r.Rule)
+				}
+				out = append(out, fmt.Sprintf("    %-46s %12d packets %10s", name, r.Packets, HumanBytes(r.Bytes)))
 			}
+		}
+	}
+	if len(st.Signatures) > 0 {
+		out = append(out, "SIP scanners listed now, by the signature that banned them:")
+		for _, x := range st.Signatures {
+			out = append(out, fmt.Sprintf("    %-46s %12d sources", x.Signature, x.Sources))
 		}
 	}
 	var ls []string

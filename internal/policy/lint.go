@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 )
 
@@ -130,29 +131,78 @@ func (p *Policy) lintOverlaps() []Finding {
 		{"accept.tcp", "tcp", p.Extra.TCP},
 		{"accept.udp", "udp", p.Extra.UDP},
 	}
+	// Sorted by start, with the furthest-reaching range so far, every
+	// overlap is found in O(n log n): a range overlaps an earlier-starting
+	// one exactly when it starts before the furthest end reached so far.
+	const maxPerKey = 20
 	for i, a := range svcs {
-		for j := range a.ports {
-			for k := j + 1; k < len(a.ports); k++ {
-				if a.ports[j].Overlaps(a.ports[k]) {
-					out = append(out, Finding{SevWarning, p.Source, p.lineOf(a.key), a.key, fmt.Sprintf("%s and %s overlap", a.ports[j], a.ports[k])})
+		idx := sortedPorts(a.ports)
+		n := 0
+		reach := -1 // position in idx of the furthest-reaching range so far
+		for k, pi := range idx {
+			pk := a.ports[pi]
+			if reach >= 0 && a.ports[idx[reach]].To >= pk.From {
+				if n < maxPerKey {
+					out = append(out, Finding{SevWarning, p.Source, p.lineOf(a.key), a.key, fmt.Sprintf("%s and %s overlap", a.ports[idx[reach]], pk)})
 				}
+				n++
+			}
+			if reach < 0 || pk.To > a.ports[idx[reach]].To {
+				reach = k
+			}
+		}
+		if n > maxPerKey {
+			out = append(out, Finding{SevWarning, p.Source, p.lineOf(a.key), a.key, fmt.Sprintf("and %d more overlaps", n-maxPerKey)})
+		}
+		// The furthest end among the ranges starting at or before each one.
+		ends := make([]int, len(idx))
+		for k, pi := range idx {
+			ends[k] = k
+			if k > 0 && a.ports[idx[ends[k-1]]].To >= a.ports[pi].To {
+				ends[k] = ends[k-1]
 			}
 		}
 		for _, b := range svcs[i+1:] {
-			if a.proto != b.proto {
+			if a.proto != b.proto || len(idx) == 0 {
 				continue
 			}
-			for _, pa := range a.ports {
-				for _, pb := range b.ports {
-					if pa.Overlaps(pb) {
-						out = append(out, Finding{SevWarning, p.Source, p.lineOf(b.key), b.key,
-							fmt.Sprintf("%s/%s overlaps %s %s: the first rule to match wins (%s)", b.proto, pb, a.key, pa, a.key)})
-					}
+			n := 0
+			for _, pb := range b.ports {
+				// The ranges of a starting at or before pb's end; the one of
+				// them reaching furthest overlaps pb if any does.
+				k := sort.Search(len(idx), func(k int) bool { return a.ports[idx[k]].From > pb.To }) - 1
+				if k < 0 {
+					continue
 				}
+				pa := a.ports[idx[ends[k]]]
+				if pa.To < pb.From {
+					continue
+				}
+				if n < maxPerKey {
+					out = append(out, Finding{SevWarning, p.Source, p.lineOf(b.key), b.key,
+						fmt.Sprintf("%s/%s overlaps %s %s: the first rule to match wins (%s)", b.proto, pb, a.key, pa, a.key)})
+				}
+				n++
+			}
+			if n > maxPerKey {
+				out = append(out, Finding{SevWarning, p.Source, p.lineOf(b.key), b.key, fmt.Sprintf("and %d more ports overlap %s", n-maxPerKey, a.key)})
 			}
 		}
 	}
 	return out
+}
+
+// sortedPorts returns the indexes of ps sorted by start, then end.
+func sortedPorts(ps []Port) []int {
+	idx := make([]int, len(ps))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(x, y int) bool {
+		a, b := ps[idx[x]], ps[idx[y]]
+		return a.From < b.From || a.From == b.From && a.To < b.To
+	})
+	return idx
 }
 
 func portIn(ports []Port, n int) bool {

@@ -175,7 +175,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, err := strconv.Atoi(n.Value)
 		if err != nil {
-			d.fail(n, path, "expected a whole number, found %q", n.Value)
+			d.fail(n, path, "expected a whole number, found %s", short(n.Value))
 			return
 		}
 		v.SetInt(int64(i))
@@ -190,7 +190,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		case "false", "no", "off":
 			v.SetBool(false)
 		default:
-			d.fail(n, path, "expected true or false, found %q", n.Value)
+			d.fail(n, path, "expected true or false, found %s", short(n.Value))
 		}
 	default:
 		d.fail(n, path, "internal: cannot decode into %s", v.Type())
@@ -255,7 +255,7 @@ func kindName(n *yaml.Node) string {
 		if isNull(n) {
 			return "nothing"
 		}
-		return fmt.Sprintf("%q", n.Value)
+		return short(n.Value)
 	}
 	return "something else"
 }

@@ -30,7 +30,7 @@ func ParsePort(s string) (Port, error) {
 		return Port{}, err
 	}
 	if b < a {
-		return Port{}, fmt.Errorf("port range %q ends before it starts", s)
+		return Port{}, fmt.Errorf("port range %s ends before it starts", short(s))
 	}
 	return Port{a, b}, nil
 }
@@ -38,7 +38,7 @@ func ParsePort(s string) (Port, error) {
 func parsePortNum(s string) (uint16, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
+		return 0, fmt.Errorf("%s is not a port (1-65535)", short(s))
 	}
 	return uint16(n), nil
 }
@@ -73,17 +73,17 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an address or network", s)
+			return netip.Prefix{}, fmt.Errorf("%s is not an address or network", short(s))
 		}
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a network in CIDR notation", s)
+		return netip.Prefix{}, fmt.Errorf("%s is not a network in CIDR notation", short(s))
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s?", s, p.Masked())
+		return netip.Prefix{}, fmt.Errorf("%s has host bits set: did you mean %s?", short(s), p.Masked())
 	}
 	return p, nil
 }
@@ -115,7 +115,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration (like 30s, 10m, 1h, 7d or forever)", s)
+		return 0, fmt.Errorf("%s is not a duration (like 30s, 10m, 1h, 7d or forever)", short(s))
 	}
 	return d, nil
 }
@@ -129,10 +129,10 @@ func (d *Duration) decodeNode(n *yaml.Node) error {
 		return err
 	}
 	if v != 0 && v < time.Second {
-		return fmt.Errorf("%q is shorter than the kernel's 1 s resolution", n.Value)
+		return fmt.Errorf("%s is shorter than the kernel's 1 s resolution", short(n.Value))
 	}
 	if v%time.Second != 0 {
-		return fmt.Errorf("%q is not a whole number of seconds", n.Value)
+		return fmt.Errorf("%s is not a whole number of seconds", short(n.Value))
 	}
 	d.Duration = v
 	return nil
@@ -171,11 +171,11 @@ func (s *Signature) decodeNode(n *yaml.Node) error {
 			case "icase":
 				b, err := strconv.ParseBool(v.Value)
 				if err != nil {
-					return fmt.Errorf("icase: expected true or false, found %q", v.Value)
+					return fmt.Errorf("icase: expected true or false, found %s", short(v.Value))
 				}
 				s.IgnoreCase = b
 			default:
-				return fmt.Errorf("unknown key %q in a signature (known keys: match, icase)", k.Value)
+				return fmt.Errorf("unknown key %s in a signature (known keys: match, icase)", short(k.Value))
 			}
 		}
 	default:
@@ -212,7 +212,7 @@ func (t *TrapPorts) decodeNode(n *yaml.Node) error {
 		case "none":
 			delete(m, int(port))
 		default:
-			return fmt.Errorf("port %d: action %q is not one of ban, drop, accept, none", port, v.Value)
+			return fmt.Errorf("port %d: action %s is not one of ban, drop, accept, none", port, short(v.Value))
 		}
 	}
 	out := make(TrapPorts, 0, len(m))

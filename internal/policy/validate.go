@@ -5,13 +5,43 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 var ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}\+?$`)
 
 // hostnameRE accepts DNS names (the secret hostname is matched as plain text).
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
+
+// MaxMatch is the longest text the kernel's string match takes
+// (XT_STRING_MAX_PATTERN_SIZE): signatures, secret hostnames, user-agents.
+const MaxMatch = 128
+
+// control returns the first control character in s (C0, DEL, C1), if any.
+func control(s string) (rune, bool) {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// short quotes a value for an error message, at most 64 bytes of it: a
+// 10 MB value is not echoed whole.
+func short(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
 
 // validate checks everything a policy must satisfy to compile. Problems that
 // a user may knowingly accept are reported by Lint instead.
@@ -25,21 +55,21 @@ func (p *Policy) validate() []error {
 	}
 	for i, n := range p.Interfaces.Public {
 		if !ifaceRE.MatchString(n) {
-			bad(fmt.Sprintf("interfaces.public[%d]", i), "%q is not an interface name (up to 15 characters, a trailing + is a wildcard)", n)
+			bad(fmt.Sprintf("interfaces.public[%d]", i), "%s is not an interface name (up to 15 characters, a trailing + is a wildcard)", short(n))
 		}
 	}
 	for key, v := range map[string]string{"defaults.input": p.Defaults.Input, "defaults.forward": p.Defaults.Forward, "defaults.output": p.Defaults.Output} {
 		if v != "accept" && v != "drop" {
-			bad(key, "%q is not a chain policy (accept or drop)", v)
+			bad(key, "%s is not a chain policy (accept or drop)", short(v))
 		}
 	}
 	for i, h := range p.Trusted.Hosts {
 		key := fmt.Sprintf("trusted.hosts[%d]", i)
 		if !hostnameRE.MatchString(h.Name) {
-			bad(key+".name", "%q is not a DNS name", h.Name)
+			bad(key+".name", "%s is not a DNS name", short(h.Name))
 		}
 		if h.Access != "all" && h.Access != "sip" {
-			bad(key+".access", "%q must be all or sip", h.Access)
+			bad(key+".access", "%s must be all or sip", short(h.Access))
 		}
 	}
 	for i, t := range p.ICMP.Types {
@@ -70,21 +100,30 @@ func (p *Policy) validate() []error {
 		}
 	case ModeOpen, ModeScannersOnly:
 	default:
-		bad("sip.mode", "%q is not a mode (hostname, user-agent, open, scanners-only)", p.SIP.Mode)
+		bad("sip.mode", "%s is not a mode (hostname, user-agent, open, scanners-only)", short(p.SIP.Mode))
 	}
 	for i, h := range p.SIP.Hostnames {
-		if !hostnameRE.MatchString(h) || len(h) > 253 {
-			bad(fmt.Sprintf("sip.hostnames[%d]", i), "%q is not a DNS name", h)
+		switch key := fmt.Sprintf("sip.hostnames[%d]", i); {
+		case len(h) > MaxMatch:
+			bad(key, "%s is longer than %d characters, the most the kernel's string match (xt_string) takes", short(h), MaxMatch)
+		case !hostnameRE.MatchString(h):
+			bad(key, "%s is not a DNS name", short(h))
 		}
 	}
 	for i, ua := range p.SIP.UserAgents {
-		if strings.TrimSpace(ua) == "" || len(ua) > 128 {
-			bad(fmt.Sprintf("sip.user_agents[%d]", i), "a user-agent must be 1-128 characters")
+		key := fmt.Sprintf("sip.user_agents[%d]", i)
+		if strings.TrimSpace(ua) == "" || len(ua) > MaxMatch {
+			bad(key, "a user-agent must be 1-%d characters", MaxMatch)
+		} else if c, ok := control(ua); ok {
+			bad(key, "%s contains the control character %U: a SIP header value cannot", short(ua), c)
 		}
 	}
 	for i, s := range p.SIP.Scanners.Signatures {
-		if len(s.Match) > 128 {
-			bad(fmt.Sprintf("sip.scanners.signatures[%d]", i), "a signature must be at most 128 characters")
+		key := fmt.Sprintf("sip.scanners.signatures[%d]", i)
+		if len(s.Match) > MaxMatch {
+			bad(key, "a signature must be at most %d characters", MaxMatch)
+		} else if c, ok := control(s.Match); ok {
+			bad(key, "%s contains the control character %U (a line break or the like): a signature is text within one SIP line", short(s.Match), c)
 		}
 	}
 	if len(p.SIP.UDPPorts)+len(p.SIP.TCPPorts)+len(p.SIP.TLSPorts) == 0 {
@@ -113,19 +152,23 @@ func (p *Policy) validate() []error {
 	}
 	if g.Metrics != "off" {
 		if _, err := netip.ParseAddrPort(g.Metrics); err != nil {
-			bad("guard.metrics", "%q is not an address:port (like 127.0.0.1:9765) or off", g.Metrics)
+			bad("guard.metrics", "%s is not an address:port (like 127.0.0.1:9765) or off", short(g.Metrics))
 		}
 	}
 	if g.AMI.Address != "" {
 		if _, _, err := net.SplitHostPort(g.AMI.Address); err != nil {
-			bad("guard.ami.address", "%q is not host:port (like 127.0.0.1:5038)", g.AMI.Address)
+			bad("guard.ami.address", "%s is not host:port (like 127.0.0.1:5038)", short(g.AMI.Address))
 		}
 		if g.AMI.User == "" {
 			bad("guard.ami.user", "an AMI address needs a user")
 		}
 	}
 	if len(p.Log.Prefix) > 28 {
-		bad("log.prefix", "%q is longer than the kernel's 28 characters", p.Log.Prefix)
+		bad("log.prefix", "%s is longer than the kernel's 28 characters", short(p.Log.Prefix))
+	} else if c, ok := control(p.Log.Prefix); ok {
+		bad("log.prefix", "%s contains the control character %U", short(p.Log.Prefix), c)
+	} else if i := strings.IndexAny(p.Log.Prefix, `"\$`); i >= 0 {
+		bad("log.prefix", "%s contains %q, which nft cannot carry in a log prefix (it ends the string, escapes, or names a variable)", short(p.Log.Prefix), p.Log.Prefix[i])
 	}
 	return errs
 }

@@ -30,12 +30,15 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 			if tab == nil {
 				continue
 			}
+			pos := map[string]int{}
 			for i, r := range tab.rules {
 				chain := strings.Fields(r)[1]
+				pos[chain]++
 				if !strings.HasPrefix(chain, ownPrefix) {
 					continue
 				}
-				c := backend.Counter{Family: fam, Table: t, Chain: chain, Packets: tab.counts[i][0], Bytes: tab.counts[i][1]}
+				c := backend.Counter{Family: fam, Table: t, Chain: chain, File: f.file, Position: pos[chain],
+					Packets: tab.counts[i][0], Bytes: tab.counts[i][1]}
 				if m := ruleComment.FindStringSubmatch(r); m != nil {
 					c.Comment = m[1] + m[2]
 				}

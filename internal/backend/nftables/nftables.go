@@ -137,11 +137,13 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 		return nil, fmt.Errorf("nftables: cannot read nft's JSON: %w", err)
 	}
 	var cs []backend.Counter
+	pos := map[string]int{}
 	for _, o := range doc.Nftables {
 		r := o.Rule
 		if r == nil {
 			continue
 		}
+		pos[r.Chain]++
 		for _, raw := range r.Expr {
 			var e struct {
 				Counter *struct {
@@ -153,7 +155,7 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 				continue
 			}
 			cs = append(cs, backend.Counter{Family: ir.Both, Table: nft.Table, Chain: r.Chain, Comment: r.Comment,
-				Packets: e.Counter.Packets, Bytes: e.Counter.Bytes})
+				File: nft.File, Position: pos[r.Chain], Packets: e.Counter.Packets, Bytes: e.Counter.Bytes})
 		}
 	}
 	return cs, nil

@@ -28,6 +28,13 @@ type Banner interface {
 	Remove(ctx context.Context, list string, addr netip.Addr) error
 }
 
+// Explainer is a Banner that can say why it lists an address: the
+// entry's comment, which sipwall lists shows and sipwall stats counts the
+// scanners list by (compile.SignatureComment).
+type Explainer interface {
+	AddWhy(ctx context.Context, list string, addr netip.Addr, timeout time.Duration, why string) error
+}
+
 // Store is the Banner that writes through a set store: each call is one
 // transaction.
 type Store struct {
@@ -42,7 +49,14 @@ func entry(list string, a netip.Addr, timeout time.Duration) backend.Entry {
 // Add implements Banner. An address inside a network listed already is
 // listed already.
 func (s Store) Add(ctx context.Context, list string, a netip.Addr, timeout time.Duration) error {
-	if _, _, err := s.Sets.Add(ctx, []backend.Entry{entry(list, a, timeout)}); err != nil {
+	return s.AddWhy(ctx, list, a, timeout, "")
+}
+
+// AddWhy implements Explainer: Add, with why as the entry's comment.
+func (s Store) AddWhy(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string) error {
+	e := entry(list, a, timeout)
+	e.Comment = why
+	if _, _, err := s.Sets.Add(ctx, []backend.Entry{e}); err != nil {
 		return fmt.Errorf("ban: add %s to %s: %w", a.Unmap(), list, err)
 	}
 	return nil
@@ -77,6 +91,11 @@ func (f *Fake) kernel() *backend.FakeStore {
 // Add implements Banner.
 func (f *Fake) Add(ctx context.Context, list string, a netip.Addr, timeout time.Duration) error {
 	return Store{f.kernel()}.Add(ctx, list, a, timeout)
+}
+
+// AddWhy implements Explainer.
+func (f *Fake) AddWhy(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string) error {
+	return Store{f.kernel()}.AddWhy(ctx, list, a, timeout, why)
 }
 
 // Remove implements Banner.

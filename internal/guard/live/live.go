@@ -450,7 +450,14 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 			g.log.Warn("scanner signature from a never-banned address", "addr", r.Src.String(), "match", r.Match, "why", why)
 			return
 		}
-		if err := g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor); err != nil {
+		add := func() error { return g.cfg.Banner.Add(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor) }
+		if ex, ok := g.cfg.Banner.(ban.Explainer); ok {
+			// The entry names the signature: stats counts scanners by it.
+			add = func() error {
+				return ex.AddWhy(ctx, compile.SetScanners, r.Src, g.cfg.ScannerBanFor, compile.SignatureComment(r.Match))
+			}
+		}
+		if err := add(); err != nil {
 			g.m.Errors.WithLabelValues("ban").Inc()
 			g.log.Error("ban failed", "addr", r.Src, "err", err)
 			return

@@ -119,7 +119,7 @@ func TestLogFailuresBan(t *testing.T) {
 		"allowed 198.51.100.99 15m0s",
 		"banned 203.0.113.5 1h0m0s",
 		"banned 203.0.113.6 1h0m0s",
-		"scanners 203.0.113.7 default",
+		`scanners 203.0.113.7 default "scanner signature friendly-scanner"`,
 	}, "\n")
 	if got := fb.String(); got != want {
 		t.Errorf("lists:\n%s\nwant:\n%s", got, want)

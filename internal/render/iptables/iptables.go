@@ -220,6 +220,9 @@ func renderRule(chain string, r *ir.Rule, f ir.Family) ([]line, error) {
 		parts = append(parts, s)
 	}
 	if r.Comment != "" {
+		if err := text("comment", r.Comment, 255); err != nil {
+			return nil, err
+		}
 		parts = append(parts, "-m comment --comment "+quote(r.Comment))
 	}
 	target, err := renderTarget(r, f)
@@ -330,6 +333,9 @@ func renderMatch(m ir.Match, f ir.Family, proto uint8) (string, error) {
 		}
 		return fmt.Sprintf("-m set %s--match-set %s %s", neg(m.Neg), SetName(m.Set, f), dir), nil
 	case ir.String:
+		if err := text("string match", m.Pattern, 128); err != nil {
+			return "", err
+		}
 		s := "-m string --string " + quote(m.Pattern) + " --algo bm"
 		if m.From > 0 {
 			s += fmt.Sprintf(" --from %d", m.From)
@@ -376,8 +382,14 @@ func renderTarget(r *ir.Rule, f ir.Family) (string, error) {
 	if len(r.Stmts) == 1 {
 		switch s := r.Stmts[0].(type) {
 		case ir.Log:
+			if err := text("log prefix", s.Prefix, 29); err != nil {
+				return "", err
+			}
 			return "-j LOG --log-prefix " + quote(s.Prefix), nil
 		case ir.NFLog:
+			if err := text("nflog prefix", s.Prefix, 63); err != nil {
+				return "", err
+			}
 			return fmt.Sprintf("-j NFLOG --nflog-group %d --nflog-prefix %s", s.Group, quote(s.Prefix)), nil
 		case ir.AddToSet:
 			dir := "src"
@@ -487,6 +499,21 @@ func unitName(u time.Duration) string {
 		return "hour"
 	}
 	return "day"
+}
+
+// text refuses what a quoted iptables-restore argument cannot carry: a
+// control character (a line break would end the rule and start another),
+// or more than most bytes (the kernel's limit for the field).
+func text(what, s string, most int) error {
+	if len(s) > most {
+		return fmt.Errorf("%s of %d bytes: the kernel takes at most %d", what, len(s), most)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s %.40q contains the control character %U", what, s, r)
+		}
+	}
+	return nil
 }
 
 // quote quotes a string for iptables-restore, which splits on blanks and

@@ -224,8 +224,14 @@ func renderRule(r *ir.Rule, f ir.Family) (string, error) {
 	for _, s := range r.Stmts {
 		switch s := s.(type) {
 		case ir.Log:
+			if err := text("log prefix", s.Prefix); err != nil {
+				return "", err
+			}
 			parts = append(parts, "log prefix "+Quote(s.Prefix))
 		case ir.NFLog:
+			if err := text("log prefix", s.Prefix); err != nil {
+				return "", err
+			}
 			parts = append(parts, fmt.Sprintf("log prefix %s group %d", Quote(s.Prefix), s.Group))
 		case ir.AddToSet:
 			t := ""
@@ -461,6 +467,18 @@ func dur(d time.Duration) string {
 		return "0s"
 	}
 	return b.String()
+}
+
+// text refuses what a log prefix cannot carry in an nft string: a double quote or a
+// backslash (no escapes), a "$" (a variable, in a log prefix), a control
+// character.
+func text(what, s string) error {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == '$' {
+			return fmt.Errorf("%s %.40q: nft cannot carry %q in a quoted string", what, s, r)
+		}
+	}
+	return nil
 }
 
 // Quote writes s as an nft string: nft's strings have no escapes, so a
