@@ -91,7 +91,7 @@ const guardTimeTolerance = 25 * time.Millisecond
 
 var (
 	guardLogLine = regexp.MustCompile(`time=(\S+) level=INFO msg=(admitted|"banned a SIP scanner") addr=(\S+)`)
-	nftElem      = regexp.MustCompile(`([0-9a-f.:]+)(?: timeout (\S+))?(?: expires (\S+))?`)
+	nftElem      = regexp.MustCompile(`^([0-9a-f.:]+)(?: timeout (\S+))?(?: expires (\S+))?(?: comment "(?:[^"\\]|\\.)*")?(?:, |$)`)
 	nftAddElem   = regexp.MustCompile(`^add element inet sipwall (\S+) \{ ([0-9a-f.:]+)`)
 )
 
@@ -366,12 +366,14 @@ func parseSetElements(t *testing.T, out string, before, after time.Time, def tim
 	}
 	body := out[i+len("elements = {"):]
 	body = body[:strings.Index(body, "}")]
-	for _, e := range strings.Split(body, ",") {
-		e = strings.Join(strings.Fields(e), " ")
-		m := nftElem.FindStringSubmatch(e)
-		if m == nil || m[0] != e {
-			t.Fatalf("set element %q", e)
+	body = strings.Join(strings.Fields(body), " ")
+	for len(body) > 0 {
+		m := nftElem.FindStringSubmatch(body)
+		if m == nil || !strings.HasPrefix(body, m[0]) || m[0] == "" {
+			t.Fatalf("set elements %q", body)
 		}
+		e := m[0]
+		body = body[len(e):]
 		a := netip.MustParseAddr(m[1])
 		if m[3] == "" {
 			got[a] = span{}
