@@ -3,6 +3,7 @@ package apply_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,11 +41,11 @@ func generation(t *testing.T, name backend.Name, text string) *apply.Generation 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(name)})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.Name(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := render.Files(rs, string(name))
+	files, err := render.Files(rs, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +367,7 @@ func TestCommitConfirm(t *testing.T) {
 		return strings.Contains(string(out), "table inet sipwall")
 	}
 	start := func(t *testing.T, ns, dir string, confirm string) *exec.Cmd {
-		cmd := exec.Command("ip", "netns", "exec", ns, bin, "apply", "-c", labAbs, "--backend", "nftables", "--confirm", confirm, "--state-dir", dir)
+		cmd := exec.Command("ip", "netns", "exec", ns, bin, "apply", "-c", labAbs, "--backend", "nftables", "--confirm", confirm, "--state-dir", dir, "--without-guard")
 		cmd.Env = append(os.Environ(), "SSH_CONNECTION=")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		stdout, _ := cmd.StdoutPipe()
@@ -434,4 +435,39 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool, msg string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Error(msg)
+}
+
+// TestLegacyStateDerivesSets: a state file from before generations recorded
+// their sets gets them from the IR on load, when the policy file is
+// unchanged since the apply, and none (read from the kernel later) when
+// it changed.
+func TestLegacyStateDerivesSets(t *testing.T) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			dir := t.TempDir()
+			policyFile := filepath.Join(dir, "sipwall.yaml")
+			data, err := os.ReadFile(lab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(policyFile, data, 0o600)
+			want := generation(t, b, "").Sets
+			hash, _ := apply.HashFile(policyFile)
+			st := &apply.State{Current: &apply.Generation{Backend: b, PolicyFile: policyFile, PolicyHash: hash}}
+			if err := st.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			got, err := apply.LoadState(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got.Current.Sets) != fmt.Sprint(want) || len(want) == 0 {
+				t.Errorf("derived sets:\n%v\nwant:\n%v", got.Current.Sets, want)
+			}
+			os.WriteFile(policyFile, append(data, []byte("\n# edited\n")...), 0o600)
+			if got, _ := apply.LoadState(dir); got.Current.Sets != nil {
+				t.Errorf("sets derived from a policy edited since the apply: %v", got.Current.Sets)
+			}
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,7 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
 
@@ -94,6 +97,13 @@ func LoadState(dir string) (*State, error) {
 	s, err := readState(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &State{Version: StateVersion}, nil
+	}
+	if err == nil {
+		for _, g := range []*Generation{s.Current, s.Previous} {
+			if g != nil && g.Sets == nil {
+				g.Sets = deriveSets(g)
+			}
+		}
 	}
 	if err == nil || errors.Is(err, ErrNewerState) {
 		return s, err
@@ -307,11 +317,43 @@ func NewGeneration(n backend.Name, rs *ir.Ruleset, files map[string]string) (*Ge
 	if err != nil {
 		return nil, err
 	}
-	l, err := render.List(rs, string(n))
+	l, err := render.List(rs, n)
 	if err != nil {
 		return nil, err
 	}
 	return &Generation{Backend: n, Files: files, Sets: be.Sets(rs), Rules: l.Refs(rs)}, nil
+}
+
+// deriveSets recovers the sets of a generation written before generations
+// recorded them, from the IR: its policy file compiled again when the file
+// is unchanged since the apply (the same hash). Otherwise nil: the sets
+// are then read from the kernel (CurrentSets, and the next apply).
+func deriveSets(g *Generation) []backend.Set {
+	if g.PolicyFile == "" || g.PolicyHash == "" {
+		return nil
+	}
+	if h, err := HashFile(g.PolicyFile); err != nil || h != g.PolicyHash {
+		return nil
+	}
+	p, err := policy.LoadFile(g.PolicyFile)
+	if err != nil {
+		return nil
+	}
+	// Trusted hosts' addresses fill the trusted set; they do not change
+	// the sets' names or shapes.
+	resolved := map[string][]netip.Addr{}
+	for _, h := range p.Trusted.Hosts {
+		resolved[h.Name] = []netip.Addr{netip.IPv6Loopback()}
+	}
+	rs, err := compile.Compile(p, compile.Options{Backend: g.Backend, Resolved: resolved})
+	if err != nil {
+		return nil
+	}
+	be, err := backend.Open(g.Backend, backend.Host{})
+	if err != nil {
+		return nil
+	}
+	return be.Sets(rs)
 }
 
 // CurrentSets returns the sets of the applied generation: as recorded, or

@@ -69,6 +69,7 @@ func (a *auditor) checkAsterisk(ctx context.Context) {
 	ast.checkPJSIP()
 	ast.checkSIP()
 	ast.checkIAX()
+	ast.checkLogger()
 	if a.cfg.Exposure != nil {
 		for _, f := range ast.pbx().Uncovered(a.cfg.Exposure) {
 			a.add(f)

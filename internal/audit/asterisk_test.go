@@ -54,6 +54,7 @@ func TestAsteriskSamplesAsShipped(t *testing.T) {
 	want := []string{
 		"medium iax.guest iax.conf:481",
 		"medium modules.unused_listener modules.conf:8",
+		"low asterisk.logger_security logger.conf:94",
 		"low manager.public_bind manager.conf:26",
 		"low modules.unused_listener modules.conf:8",
 		"low modules.unused_listener modules.conf:8",
@@ -196,6 +197,16 @@ func TestAsteriskHardenedSamples(t *testing.T) {
 	if err := os.WriteFile(mgr, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The security channel, for sipwall guard.
+	logger := filepath.Join(dir, "logger.conf")
+	b, err = os.ReadFile(logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), ";security.log => security", "security.log => security", 1))
+	if err := os.WriteFile(logger, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := runAudit(t, Config{AsteriskDir: dir})
 	if got := atLeast(r, dir, Low); len(got) != 0 {
 		t.Errorf("hardened samples have findings:\n%s", strings.Join(got, "\n"))
@@ -220,6 +231,7 @@ func TestAsteriskLegacyChanSIP(t *testing.T) {
 		"medium sip.peer_acl_wide sip.conf:17",
 		"medium sip.peer_acl_wide sip.conf:25",
 		"medium sip.peer_no_acl sip.conf:7",
+		"low asterisk.logger_security logger.conf:0",
 		"low sip.bind_all_addresses sip.conf:4",
 		"low sip.no_call_limit sip.conf:7",
 	}
@@ -259,6 +271,7 @@ func TestAsteriskBrokenInput(t *testing.T) {
 		"medium asterisk.syntax pjsip.conf:10",
 		"medium asterisk.syntax pjsip.conf:13",
 		"medium pjsip.no_acl pjsip.conf:0",
+		"low asterisk.logger_security logger.conf:0",
 		// What could be parsed is still audited: autoload=yes loads the
 		// listeners that have no noload line.
 		"low modules.unused_listener modules.conf:2",

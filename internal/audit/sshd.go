@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -328,48 +329,98 @@ func (a *auditor) sshdPasswordAuth(c *sshdConfig, path string) bool {
 	return yes
 }
 
-func (a *auditor) sshdPorts(c *sshdConfig, path string, passwords bool) {
-	var ports []int
-	var at22 sshdSetting
-	portSet := false
-	bareListen := false
-	listen := false
+// sshdListen is a port sshd listens on and the line that makes it listen
+// there (a zero setting: sshd's default, port 22).
+type sshdListen struct {
+	Port int
+	From sshdSetting
+}
+
+// listenPorts returns the ports sshd listens on, as sshd decides them from
+// the global settings: a ListenAddress with a port listens there; a
+// ListenAddress without one, or no ListenAddress at all, listens on every
+// Port (22 without any). Port values that are no port number are left out.
+func (c *sshdConfig) listenPorts() []sshdListen {
+	var ports, out []sshdListen
+	listen, bare := false, false
+	add := func(list *[]sshdListen, l sshdListen) {
+		for _, x := range *list {
+			if x.Port == l.Port {
+				return
+			}
+		}
+		*list = append(*list, l)
+	}
 	for _, s := range c.Settings {
 		if s.Match != "" {
 			continue
 		}
 		switch s.Key {
 		case "port":
-			portSet = true
 			for _, arg := range s.Args {
-				p, err := strconv.Atoi(arg)
-				if err != nil || p < 1 || p > 65535 {
-					a.sshdSyntax(s.File, s.Line, fmt.Sprintf("Port %s: not a port number", arg))
-					continue
-				}
-				ports = append(ports, p)
-				if p == 22 && at22.File == "" {
-					at22 = s
+				if p, err := strconv.Atoi(arg); err == nil && p >= 1 && p <= 65535 {
+					add(&ports, sshdListen{p, s})
 				}
 			}
 		case "listenaddress":
 			listen = true
 			_, p, hasPort := splitBind(s.Args[0])
 			if !hasPort {
-				bareListen = true
+				bare = true
 				continue
 			}
-			if p == 22 && at22.File == "" {
-				at22 = s
+			if p >= 1 && p <= 65535 {
+				add(&out, sshdListen{p, s})
 			}
-			ports = append(ports, p)
 		}
 	}
-	// Port lines apply to the ListenAddress lines without a port of their own.
-	listens22 := at22.File != "" && (at22.Key == "listenaddress" || !listen || bareListen)
-	if !portSet && (!listen || bareListen) {
-		listens22 = true
-		at22 = sshdSetting{File: path}
+	if listen && !bare {
+		return out
+	}
+	if len(ports) == 0 {
+		ports = []sshdListen{{Port: 22}}
+	}
+	for _, l := range ports {
+		add(&out, l)
+	}
+	return out
+}
+
+// SSHDPorts returns the ports sshd listens on according to the sshd
+// configuration at path, its Includes followed and its Match blocks left
+// out, read the way the audit reads it. An error means path cannot be read.
+func SSHDPorts(path string) ([]int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, l := range parseSSHD(path, data, os.ReadFile, filepath.Glob).listenPorts() {
+		out = append(out, l.Port)
+	}
+	return out, nil
+}
+
+func (a *auditor) sshdPorts(c *sshdConfig, path string, passwords bool) {
+	for _, s := range c.Settings {
+		if s.Match != "" || s.Key != "port" {
+			continue
+		}
+		for _, arg := range s.Args {
+			if p, err := strconv.Atoi(arg); err != nil || p < 1 || p > 65535 {
+				a.sshdSyntax(s.File, s.Line, fmt.Sprintf("Port %s: not a port number", arg))
+			}
+		}
+	}
+	var at22 sshdSetting
+	listens22 := false
+	for _, l := range c.listenPorts() {
+		if l.Port == 22 {
+			listens22, at22 = true, l.From
+			if at22.Key == "" {
+				at22.File = path
+			}
+		}
 	}
 	if !listens22 {
 		return

@@ -3,6 +3,7 @@ package audit
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -155,5 +156,51 @@ func TestSSHDMissing(t *testing.T) {
 	r := runAudit(t, Config{})
 	if f := find(t, r, "sshd.not_found", "sshd_config:0"); f.Severity != Info {
 		t.Errorf("a missing sshd_config is info, got %s", f.Severity)
+	}
+}
+
+// TestSSHDListenPorts: the ports sshd listens on, as `sipwall init` reads them
+// with the audit's parser: ListenAddress with a port wins over Port,
+// Includes are followed, Match blocks do not count.
+func TestSSHDListenPorts(t *testing.T) {
+	for _, c := range []struct {
+		name, config, include string
+		want                  []int
+	}{
+		{"nothing set", "PasswordAuthentication no\n", "", []int{22}},
+		{"ports", "Port 2222\nPort 2223\nPort 2222\n", "", []int{2222, 2223}},
+		{"listen address with a port", "Port 22\nListenAddress 0.0.0.0:2200\n", "", []int{2200}},
+		{"listen addresses with and without", "Port 2222\nListenAddress 0.0.0.0:2200\nListenAddress [::]\n", "", []int{2200, 2222}},
+		{"ipv6 listen address with a port", "ListenAddress [2001:db8::1]:2201\n", "", []int{2201}},
+		{"bare listen address", "ListenAddress 0.0.0.0\n", "", []int{22}},
+		{"include", "Include sshd_config.d/*.conf\n", "Port = 2022\n", []int{2022}},
+		{"match", "Port 2222\nMatch Address 10.0.0.0/8\n  Port 22\n", "", []int{2222}},
+		{"bad port", "Port ssh\nPort 2222\n", "", []int{2222}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "sshd_config")
+			os.WriteFile(file, []byte(c.config), 0o644)
+			if c.include != "" {
+				os.MkdirAll(filepath.Join(dir, "sshd_config.d"), 0o755)
+				os.WriteFile(filepath.Join(dir, "sshd_config.d", "port.conf"), []byte(c.include), 0o644)
+			}
+			got, err := SSHDPorts(file)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Errorf("SSHDPorts = %v, %v; want %v", got, err, c.want)
+			}
+			// The audit agrees: it reports port 22 exactly when it is listened on.
+			r := runAudit(t, Config{SSHDConfig: file})
+			port22 := false
+			for _, f := range r.Findings {
+				port22 = port22 || f.Check == "sshd.port22"
+			}
+			if port22 != slices.Contains(c.want, 22) {
+				t.Errorf("audit reports port 22: %v, ports %v", port22, c.want)
+			}
+		})
+	}
+	if _, err := SSHDPorts(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("no error for a missing file")
 	}
 }

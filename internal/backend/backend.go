@@ -86,14 +86,47 @@ type Backend interface {
 	ForgetFlows(ctx context.Context, prefixes []netip.Prefix) (int, error)
 	// MaxTimeout is the longest timeout the backend's sets accept.
 	MaxTimeout() time.Duration
+	// Claim says how strongly the backend claims the host, for
+	// choosing a backend when none is given or applied.
+	Claim(ctx context.Context) Claim
 }
 
-// Counter is the packet counter of one rule, in one family.
+// Claim is a backend's claim on a host: the highest Rank wins.
+type Claim struct {
+	Rank int
+	Why  string
+}
+
+// Ranks of a claim, lowest first.
+const (
+	// ClaimMissing: the backend's tools are not installed.
+	ClaimMissing = -2
+	// ClaimNone: the backend runs but holds no rules.
+	ClaimNone = -1
+	// ClaimDefault: the backend to use on a host without rules.
+	ClaimDefault = 0
+	// ClaimCompat: rules of other tools written through a compatibility
+	// layer (iptables-nft).
+	ClaimCompat = 1
+	// ClaimNative: the host's own rules in the backend's native form.
+	ClaimNative = 2
+	// ClaimLegacy: the host's rules in a form only this backend reads
+	// (iptables-legacy).
+	ClaimLegacy = 3
+)
+
+// Counter is the packet counter of one rule, or of a base chain's policy,
+// in one family.
 type Counter struct {
 	Family  ir.Family
 	Table   string // "raw", "filter"; nftables: the table ("sipwall")
 	Chain   string
 	Comment string // the rule's comment ("" for none)
+	// Verdict is what the rule does with the packets it counts: "drop",
+	// "accept", "reject", "jump" (to a chain) or "" (it goes on).
+	Verdict string
+	// Policy is true for the counter of a base chain's policy.
+	Policy bool
 	// File is the rendered file the rule comes from (the File of its
 	// entry in the renderer's listing: rules.v4, rules.v6, sipwall.nft).
 	File string

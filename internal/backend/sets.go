@@ -100,31 +100,32 @@ func SetsOf(sets []Set, list string) []Set {
 // for addresses.
 func SetFor(sets []Set, list string, p netip.Prefix) (Set, error) {
 	f := FamilyOf(p)
-	var found []Set
-	for _, s := range sets {
-		if s.List == list && s.Family == f {
-			found = append(found, s)
+	single := p.IsSingleIP()
+	var first *Set
+	for i := range sets {
+		s := &sets[i]
+		if s.List != list || s.Family != f {
+			continue
+		}
+		if s.Networks == !single {
+			return *s, nil // the set for this kind of entry
+		}
+		if first == nil {
+			first = s
 		}
 	}
-	switch len(found) {
-	case 0:
+	switch {
+	case first == nil:
 		why := ""
 		if f == ir.IPv6 {
 			why = " (is ipv6 off in the policy?)"
 		}
 		return Set{}, fmt.Errorf("%s: the applied ruleset has no %s set for the %s list%s: %w", FormatPrefix(p), f, list, why, ErrNoSet)
-	case 1:
-		if !p.IsSingleIP() && !found[0].Networks {
-			return Set{}, fmt.Errorf("%s is a network; the %s list holds single addresses only", p, list)
-		}
-		return found[0], nil
+	case !single && !first.Networks:
+		return Set{}, fmt.Errorf("%s is a network; the %s list holds single addresses only", p, list)
 	}
-	for _, s := range found {
-		if s.Networks == !p.IsSingleIP() {
-			return s, nil
-		}
-	}
-	return found[0], nil
+	// An address in a list whose one set holds networks too.
+	return *first, nil
 }
 
 // Twin returns the other set holding the same list and family as s, if
@@ -147,4 +148,27 @@ func Wider(nets []Entry, e Entry) (Entry, bool) {
 		}
 	}
 	return Entry{}, false
+}
+
+// Instances are the kernel sets of rs: one per IR set and family, named by
+// name (the backend's naming of IR set irName for family f).
+func Instances(rs *ir.Ruleset, name func(irName string, f ir.Family) string) []Set {
+	var out []Set
+	for _, s := range rs.Sets {
+		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
+			if !s.Families.Has(f) || !rs.Families.Has(f) {
+				continue
+			}
+			list := s.List
+			if list == "" {
+				list = s.Name
+			}
+			out = append(out, Set{
+				Name: name(s.Name, f), List: list, IRName: s.Name, Family: f,
+				Networks: s.Interval, Dynamic: s.Dynamic, Static: s.Static,
+				Timeout: s.Timeout, Size: s.Size,
+			})
+		}
+	}
+	return out
 }

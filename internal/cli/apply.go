@@ -12,7 +12,6 @@ import (
 	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/backend"
 	_ "github.com/sipwall/sipwall/internal/backend/builtin" // the backends sipwall is built with
-	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
@@ -38,6 +37,7 @@ func runApply(e *env) int {
 	backendName := fs.String("backend", "auto", "auto, iptables or nftables")
 	confirm := fs.String("confirm", "", "roll back by itself unless `sipwall confirm` runs within this `duration` (default 60s in an SSH session, 0 disables)")
 	force := fs.Bool("force", false, "apply even when the policy has lint errors, such as cutting this SSH session")
+	withoutGuard := fs.Bool("without-guard", false, "with nftables, apply even though `sipwall guard` (the knock) neither runs nor can be started; start it yourself right after")
 	stateDir := stateDirFlag(fs)
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
@@ -80,13 +80,14 @@ func runApply(e *env) int {
 	name, why := backend.Name(*backendName), "chosen with --backend"
 	if name == "auto" {
 		name, why = apply.Detect(e.ctx, m.Host, st)
+		name, why = autoAvoidsGuard(e.ctx, p, name, why, st, *stateDir)
 	}
-	rs, err := compilePolicy(e.ctx, p, compile.Backend(name), "sipwall")
+	rs, err := compilePolicy(e.ctx, p, name, "sipwall")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitUsage
 	}
-	files, err := render.Files(rs, string(name))
+	files, err := render.Files(rs, name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
@@ -98,10 +99,29 @@ func runApply(e *env) int {
 	}
 	gen.PolicyFile = absPath(*file)
 	gen.PolicyHash, _ = apply.HashFile(*file)
+	plan := planGuard(e.ctx, p, name, *stateDir, *withoutGuard)
+	if plan.refusal != "" {
+		fmt.Fprintf(e.stderr, "sipwall apply: %s\n", plan.refusal)
+		return exitFailure
+	}
 	res, err := m.Apply(e.ctx, gen, apply.ApplyOptions{Confirm: wait, Watchdog: watchdog(*stateDir)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 		return exitFailure
+	}
+	if plan.restart {
+		if err := startGuard(e.ctx, e.stdout, name, *stateDir, guardStartWait); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
+			if _, rerr := m.Rollback(e.ctx); rerr != nil {
+				fmt.Fprintf(e.stderr, "sipwall apply: rolling back: %v\n", rerr)
+			} else {
+				fmt.Fprintln(e.stderr, "sipwall apply: the previous ruleset is back: without guard this one would close SIP")
+			}
+			return exitFailure
+		}
+	}
+	if plan.note != "" {
+		fmt.Fprintf(e.stderr, "note: %s\n", plan.note)
 	}
 	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, name, why)
 	for _, n := range rs.Notes {
@@ -237,6 +257,9 @@ func runStatus(e *env) int {
 		if s.Drift {
 			out["drift_detail"] = s.DriftDetail
 		}
+		if g, ok := guardStatus(*stateDir); ok {
+			out["guard"] = g
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -256,6 +279,12 @@ func runStatus(e *env) int {
 		} else {
 			fmt.Fprintln(e.stdout, "drift:    none")
 		}
+		if w := guardMissing(*stateDir, c.Backend); w != "" {
+			fmt.Fprintln(e.stdout, w)
+		}
+	}
+	if !*asJSON {
+		printGuardStatus(e.stdout, *stateDir)
 	}
 	if s.Drift {
 		return exitFailure

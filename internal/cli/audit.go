@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/sipwall/sipwall/internal/audit"
 )
@@ -41,13 +40,11 @@ func runAudit(e *env) int {
 		Sys:         *sysDir,
 	}
 	if *policyPath != "" {
-		if _, err := os.Stat(*policyPath); err != nil {
-			fmt.Fprintf(e.stderr, "sipwall audit: policy: %v\n", err)
-			return exitUsage
-		}
+		// The policy is loaded and validated as by every other command;
+		// its errors name the file, line and key.
 		exp, fw, err := auditPolicy(e.ctx, *policyPath)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sipwall audit: policy %s: %v\n", *policyPath, err)
+			printErrors(e, "sipwall audit", err)
 			return exitUsage
 		}
 		cfg.PolicyFile, cfg.Exposure, cfg.Firewall = *policyPath, exp, fw

@@ -12,8 +12,9 @@ import (
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
-// policyExposure reads a policy for the audit: what it admits from outside,
-// and the applied ruleset's state from sipwall's state directory.
+// policyExposure reads a policy for the audit (loaded and validated as by
+// every other command): what it admits from outside, and the applied
+// ruleset's state from sipwall's state directory.
 func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.FirewallState, error) {
 	p, err := policy.LoadFile(path)
 	if err != nil {
@@ -33,29 +34,14 @@ func policyExposure(ctx context.Context, path string) (*audit.Exposure, audit.Fi
 
 // exposureOf is what a policy admits from outside and whom it trusts.
 func exposureOf(p *policy.Policy) *audit.Exposure {
+	pe := p.Exposure()
 	exp := &audit.Exposure{
 		Profile:       audit.ProfileSipwall,
 		IPv6:          p.IPv6,
-		DefaultAccept: p.Defaults.Input == "accept" || p.SIP.Mode == policy.ModeScannersOnly,
-	}
-	add := func(dst *[]audit.PortRange, ps []policy.Port) {
-		for _, pr := range ps {
-			*dst = append(*dst, audit.PortRange{First: pr.From, Last: pr.To})
-		}
-	}
-	add(&exp.TCPPorts, p.SSH.Ports)
-	add(&exp.TCPPorts, p.SIPTCPPorts())
-	add(&exp.TCPPorts, p.Extra.TCP)
-	add(&exp.UDPPorts, p.SIP.UDPPorts)
-	add(&exp.UDPPorts, p.SIP.RTPPorts)
-	add(&exp.UDPPorts, p.Extra.UDP)
-	for _, t := range p.Traps.Ports {
-		pr := audit.PortRange{First: uint16(t.Port), Last: uint16(t.Port)}
-		if t.Action == policy.TrapAccept {
-			exp.TCPPorts = append(exp.TCPPorts, pr)
-		} else {
-			exp.TrapTCPPorts = append(exp.TrapTCPPorts, pr)
-		}
+		DefaultAccept: pe.DefaultAccept,
+		TCPPorts:      portRanges(pe.TCP),
+		UDPPorts:      portRanges(pe.UDP),
+		TrapTCPPorts:  portRanges(pe.TrapTCP),
 	}
 	for _, n := range append(append([]policy.Prefix(nil), p.Trusted.All...), p.Trusted.SIP...) {
 		exp.Trusted = append(exp.Trusted, n.Prefix)
@@ -65,6 +51,14 @@ func exposureOf(p *policy.Policy) *audit.Exposure {
 	}
 	exp.KnockSIP = p.SIP.Mode == policy.ModeHostname || p.SIP.Mode == policy.ModeUserAgent
 	return exp
+}
+
+func portRanges(ps []policy.Port) []audit.PortRange {
+	var out []audit.PortRange
+	for _, p := range ps {
+		out = append(out, audit.PortRange{First: p.From, Last: p.To})
+	}
+	return out
 }
 
 // firewallState reports the applied ruleset to the audit.

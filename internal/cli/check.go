@@ -8,7 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/sipwall/sipwall/internal/audit"
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
@@ -39,10 +39,10 @@ func runCheck(e *env) int {
 	findings = append(findings, pbxFindings...)
 	// Both renderings must succeed; their notes say what is enforced where.
 	notes := map[string][]string{}
-	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+	for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
 		rs, err := compilePolicy(e.ctx, p, b, "sipwall")
 		if err == nil {
-			_, err = render.Files(rs, string(b))
+			_, err = render.Files(rs, b)
 		}
 		if err != nil {
 			findings = append(findings, policy.Finding{Severity: policy.SevError, File: p.Source, Key: string(b), Message: err.Error()})
@@ -77,7 +77,7 @@ func runCheck(e *env) int {
 		for _, f := range findings {
 			fmt.Fprintln(e.stdout, f)
 		}
-		for _, b := range []string{"iptables", "nftables"} {
+		for _, b := range []string{string(backend.IPTables), string(backend.NFTables)} {
 			fmt.Fprintf(e.stdout, "\nwith --backend %s:\n", b)
 			for _, n := range notes[b] {
 				fmt.Fprintf(e.stdout, "  - %s\n", n)

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
@@ -24,7 +24,7 @@ func runCompile(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall compile: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	backend, err := compile.ParseBackend(*backendName)
+	name, err := backend.Parse(*backendName)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: --backend: %v\n", err)
 		return exitUsage
@@ -36,18 +36,18 @@ func runCompile(e *env) int {
 	if !lintGate(e, p, *force, "sipwall compile: refusing to compile a policy with errors (see above; --force overrides)") {
 		return exitFailure
 	}
-	rs, err := compilePolicy(e.ctx, p, backend, *profile)
+	rs, err := compilePolicy(e.ctx, p, name, *profile)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitUsage
 	}
-	files, err := render.Files(rs, string(backend))
+	files, err := render.Files(rs, name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitFailure
 	}
 	order := []string{"sipwall.nft"}
-	if backend == compile.IPTables {
+	if name == backend.IPTables {
 		order = []string{"rules.v4", "rules.v6", "ipsets"}
 	}
 	for _, n := range rs.Notes {

@@ -93,7 +93,7 @@ func TestGuardNFTablesKnock(t *testing.T) {
 	}
 	state := t.TempDir()
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
-	apply := exec.CommandContext(ctx, "ip", "netns", "exec", srv, bin, "apply", "-c", policyFile, "--backend", "nftables", "--state-dir", state, "--confirm", "0")
+	apply := exec.CommandContext(ctx, "ip", "netns", "exec", srv, bin, "apply", "-c", policyFile, "--backend", "nftables", "--state-dir", state, "--confirm", "0", "--without-guard")
 	apply.Env = env
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("sipwall apply: %v\n%s", err, out)

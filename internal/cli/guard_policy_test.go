@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/policy"
+	"github.com/sipwall/sipwall/internal/guard"
 )
 
 // guardPolicy is the lab's policy with a guard section.
@@ -39,17 +39,17 @@ guard:
   save_every: 2m
 `
 
-// captureLive replaces live mode by a recorder of its settings for the
+// captureLive replaces the daemon by a recorder of its settings for the
 // duration of the test.
-func captureLive(t *testing.T) *liveOptions {
+func captureLive(t *testing.T) *guard.Settings {
 	t.Helper()
-	var got liveOptions
-	old := guardLive
-	guardLive = func(_ *env, _ *policy.Policy, o liveOptions) int {
-		got = o
+	var got guard.Settings
+	old := runDaemon
+	runDaemon = func(_ *env, d *guard.Daemon) int {
+		got = d.Settings
 		return exitOK
 	}
-	t.Cleanup(func() { guardLive = old })
+	t.Cleanup(func() { runDaemon = old })
 	return &got
 }
 
@@ -81,24 +81,25 @@ func TestGuardTakesThePolicysSettings(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	o := *got
-	if strings.Join(o.logs, ",") != "/var/log/asterisk/security,journal:asterisk.service" {
-		t.Errorf("logs %q", o.logs)
+	if strings.Join(o.Logs, ",") != "/var/log/asterisk/security,journal:asterisk.service" {
+		t.Errorf("logs %q", o.Logs)
 	}
-	if o.amiAddr != "127.0.0.1:5038" || o.amiUser != "sipwall" || o.amiSecret != "s3cret" {
-		t.Errorf("AMI %s %s secret %q", o.amiAddr, o.amiUser, o.amiSecret)
+	if o.AMI == nil || o.AMI.Addr != "127.0.0.1:5038" || o.AMI.Username != "sipwall" || o.AMI.Secret != "s3cret" {
+		t.Errorf("AMI %+v", o.AMI)
 	}
-	j := o.jail
+	j := o.Jail
 	if j.FindTime != 2*time.Minute || j.MaxRetry != 3 || j.BanTime != 30*time.Minute || j.BanFactor != 4 || j.MaxBanTime != 48*time.Hour {
 		t.Errorf("jail %+v", j)
 	}
-	if len(j.NeverBan) != 1 || j.NeverBan[0] != netip.MustParsePrefix("192.0.2.0/24") {
+	// guard.never_ban, then the trusted networks.
+	if len(j.NeverBan) != 2 || j.NeverBan[0] != netip.MustParsePrefix("192.0.2.0/24") || j.NeverBan[1] != netip.MustParsePrefix("10.9.0.0/16") {
 		t.Errorf("never-ban %v", j.NeverBan)
 	}
 	if len(j.Self) != 0 {
 		t.Errorf("ignore_self: false, but own addresses are exempt: %v", j.Self)
 	}
-	if o.inspect || o.metrics != "off" || o.resolveEvery != time.Minute || o.saveEvery != 2*time.Minute {
-		t.Errorf("inspect %v, metrics %q, resolve every %s, save every %s", o.inspect, o.metrics, o.resolveEvery, o.saveEvery)
+	if o.Inspect || o.Metrics != "off" || o.ResolveEvery != time.Minute || o.SaveEvery != 2*time.Minute {
+		t.Errorf("inspect %v, metrics %q, resolve every %s, save every %s", o.Inspect, o.Metrics, o.ResolveEvery, o.SaveEvery)
 	}
 }
 
@@ -119,33 +120,33 @@ func TestGuardFlagsOverrideThePolicy(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	o := *got
-	if strings.Join(o.logs, ",") != "/tmp/messages,journal:freepbx.service" {
-		t.Errorf("logs %q: --log replaces guard.logs", o.logs)
+	if strings.Join(o.Logs, ",") != "/tmp/messages,journal:freepbx.service" {
+		t.Errorf("logs %q: --log replaces guard.logs", o.Logs)
 	}
-	if o.jail.MaxRetry != 7 {
-		t.Errorf("maxretry %d, want the flag's 7", o.jail.MaxRetry)
+	if o.Jail.MaxRetry != 7 {
+		t.Errorf("maxretry %d, want the flag's 7", o.Jail.MaxRetry)
 	}
-	if o.jail.FindTime != 2*time.Minute || o.jail.BanTime != 30*time.Minute {
-		t.Errorf("findtime %s, bantime %s: flags not given must keep the policy's", o.jail.FindTime, o.jail.BanTime)
+	if o.Jail.FindTime != 2*time.Minute || o.Jail.BanTime != 30*time.Minute {
+		t.Errorf("findtime %s, bantime %s: flags not given must keep the policy's", o.Jail.FindTime, o.Jail.BanTime)
 	}
-	if len(o.jail.NeverBan) != 1 || o.jail.NeverBan[0] != netip.MustParsePrefix("198.51.100.0/24") {
-		t.Errorf("never-ban %v", o.jail.NeverBan)
+	if len(o.Jail.NeverBan) != 2 || o.Jail.NeverBan[0] != netip.MustParsePrefix("198.51.100.0/24") || o.Jail.NeverBan[1] != netip.MustParsePrefix("10.9.0.0/16") {
+		t.Errorf("never-ban %v", o.Jail.NeverBan)
 	}
-	if o.metrics != "127.0.0.1:0" || !o.inspect || o.saveEvery != 30*time.Second || o.resolveEvery != time.Minute {
-		t.Errorf("metrics %q, inspect %v, save every %s, resolve every %s", o.metrics, o.inspect, o.saveEvery, o.resolveEvery)
+	if o.Metrics != "127.0.0.1:0" || !o.Inspect || o.SaveEvery != 30*time.Second || o.ResolveEvery != time.Minute {
+		t.Errorf("metrics %q, inspect %v, save every %s, resolve every %s", o.Metrics, o.Inspect, o.SaveEvery, o.ResolveEvery)
 	}
-	if o.amiAddr != "127.0.0.1:5039" || o.amiUser != "sipwall" || o.amiSecret != "flagsecret" {
-		t.Errorf("AMI %s %s secret %q", o.amiAddr, o.amiUser, o.amiSecret)
+	if o.AMI == nil || o.AMI.Addr != "127.0.0.1:5039" || o.AMI.Username != "sipwall" || o.AMI.Secret != "flagsecret" {
+		t.Errorf("AMI %+v", o.AMI)
 	}
 
 	// The environment's secret wins over the secret file, --ami-secret
 	// over both.
 	t.Setenv("SIPWALL_AMI_SECRET", "envsecret")
-	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir()); code != exitOK || got.amiSecret != "envsecret" {
-		t.Errorf("exit %d, secret %q (%s)", code, got.amiSecret, stderr)
+	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir()); code != exitOK || got.AMI.Secret != "envsecret" {
+		t.Errorf("exit %d, secret %q (%s)", code, got.AMI.Secret, stderr)
 	}
-	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir(), "--ami-secret", "argsecret"); code != exitOK || got.amiSecret != "argsecret" {
-		t.Errorf("exit %d, secret %q (%s)", code, got.amiSecret, stderr)
+	if code, _, stderr := run(t, "guard", "-c", pf, "--state-dir", t.TempDir(), "--ami-secret", "argsecret"); code != exitOK || got.AMI.Secret != "argsecret" {
+		t.Errorf("exit %d, secret %q (%s)", code, got.AMI.Secret, stderr)
 	}
 }
 
@@ -158,8 +159,8 @@ func TestGuardDefaultsWithoutGuardSection(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	o := *got
-	if o.jail.MaxRetry != 5 || o.jail.FindTime != 10*time.Minute || o.jail.BanTime != time.Hour || o.jail.BanFactor != 2 ||
-		o.jail.MaxBanTime != 168*time.Hour || !o.inspect || o.metrics != "127.0.0.1:9765" || len(o.jail.Self) == 0 {
+	if o.Jail.MaxRetry != 5 || o.Jail.FindTime != 10*time.Minute || o.Jail.BanTime != time.Hour || o.Jail.BanFactor != 2 ||
+		o.Jail.MaxBanTime != 168*time.Hour || !o.Inspect || o.Metrics != "127.0.0.1:9765" || len(o.Jail.Self) == 0 {
 		t.Errorf("defaults: %+v", o)
 	}
 }
@@ -189,10 +190,10 @@ func TestGuardPolicyBadInput(t *testing.T) {
 		{"no secret at all", []string{"-c", noSecret}, []string{"no secret for the AMI account sipwall", "guard.ami.secret_file"}},
 		{"bad guard section", []string{"-c", badGuard}, []string{"guard.maxretry: 0 is out of range"}},
 		{"missing policy", []string{"-c", filepath.Join(t.TempDir(), "none.yaml")}, []string{"none.yaml"}},
-		{"max-bantime below the policy's bantime", []string{"-c", missing, "--max-bantime", "10m"}, []string{"shorter than a first ban (30m0s)"}},
+		{"max-bantime below the policy's bantime", []string{"-c", missing, "--max-bantime", "10m"}, []string{"--max-bantime (guard.max_bantime): 10m is shorter than guard.bantime 30m"}},
 		{"bad metrics flag", []string{"-c", missing, "--metrics", "everywhere"}, []string{"--metrics"}},
 		{"bad journal unit", []string{"-c", missing, "--log", "journal:"}, []string{"not a systemd unit name"}},
-		{"negative save period", []string{"-c", missing, "--save-every", "-1s"}, []string{"--save-every must be positive"}},
+		{"negative save period", []string{"-c", missing, "--save-every", "-1s"}, []string{"--save-every (guard.save_every): -1s is out of range (1s to 24h)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,5 +228,56 @@ func TestGuardScanLogThresholds(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, c.want) {
 			t.Errorf("%v: exit %d, output %q (%s); want %q", c.args[1:], code, out, stderr, c.want)
 		}
+	}
+}
+
+// TestGuardFlagBounds: every numeric flag has the policy's bounds; a value
+// out of them is refused before anything runs, naming the flag and the
+// policy key, with exit 2. The same value in the policy file is refused by
+// the same check, naming the file's line.
+func TestGuardFlagBounds(t *testing.T) {
+	captureLive(t) // nothing may run
+	pf := writeGuardPolicy(t, guardPolicy, "s3cret")
+	cases := []struct {
+		flag, value, msg string
+	}{
+		{"--max-line", "-5", "--max-line (guard.max_line): -5 is out of range (256 to 1048576 bytes)"},
+		{"--max-line", "100000000", "--max-line (guard.max_line): 100000000 is out of range"},
+		{"--bantime-factor", "1000000000", "--bantime-factor (guard.bantime_factor): 1000000000 is out of range (1 to 100"},
+		{"--bantime-factor", "0", "--bantime-factor (guard.bantime_factor): 0 is out of range"},
+		{"--maxretry", "-1", "--maxretry (guard.maxretry): -1 is out of range (1 to 1000)"},
+		{"--maxretry", "1001", "--maxretry (guard.maxretry): 1001 is out of range"},
+		{"--findtime", "0s", "--findtime (guard.findtime): 0s is out of range (1s to 168h)"},
+		{"--findtime", "800h", "--findtime (guard.findtime): 800h is out of range"},
+		{"--bantime", "-1h", "--bantime (guard.bantime): -1h is out of range"},
+		{"--bantime", "9000h", "--bantime (guard.bantime): 9000h is out of range (1s to 596h31m23s)"},
+		{"--max-bantime", "9000h", "--max-bantime (guard.max_bantime): 9000h is out of range"},
+		{"--poll", "0s", "--poll (guard.poll): 0s is out of range (1ms to 10s)"},
+		{"--poll", "1m", "--poll (guard.poll): 1m is out of range"},
+		{"--resolve-every", "1s", "--resolve-every (guard.resolve_every): 1s is out of range (10s to 24h)"},
+		{"--save-every", "48h", "--save-every (guard.save_every): 48h is out of range (1s to 24h)"},
+		{"--metrics", "everywhere", "--metrics (guard.metrics): \"everywhere\" is not an address:port"},
+		{"--ipv6-prefix", "8", "--ipv6-prefix (guard.ipv6_prefix): 8 is out of range (16 to 128, or 0 for single addresses)"},
+		{"--log", "journal:-x", "--log (guard.logs): \"-x\" is not a systemd unit name"},
+	}
+	for _, c := range cases {
+		for _, mode := range [][]string{{"-c", pf}, {"--scan-log", "/dev/null"}} {
+			args := append([]string{"guard", "--state-dir", t.TempDir(), c.flag, c.value}, mode...)
+			code, _, stderr := run(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, c.msg) {
+				t.Errorf("%v: exit %d, stderr %q; want %d and %q", args[1:], code, stderr, exitUsage, c.msg)
+			}
+		}
+	}
+	// Without a readable policy, the flags' problems are named as well.
+	code, _, stderr := run(t, "guard", "-c", filepath.Join(t.TempDir(), "none.yaml"), "--max-line", "-5")
+	if code != exitUsage || !strings.Contains(stderr, "none.yaml") || !strings.Contains(stderr, "--max-line (guard.max_line)") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// The policy file's value goes through the same bounds.
+	bad := writeGuardPolicy(t, guardPolicy+"  max_line: -5\n", "s3cret")
+	code, _, stderr = run(t, "guard", "-c", bad, "--state-dir", t.TempDir())
+	if code != exitUsage || !strings.Contains(stderr, bad+":25: guard.max_line: -5 is out of range (256 to 1048576 bytes)") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

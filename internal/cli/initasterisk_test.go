@@ -19,7 +19,7 @@ const freePBXDir = "../audit/testdata/asterisk/freepbx"
 func initFromAsterisk(t *testing.T, dir string, extra ...string) (*policy.Policy, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "sipwall.yaml")
-	args := append([]string{"init", "-o", out, "--sshd-config", "/nonexistent", "--asterisk-dir", dir}, extra...)
+	args := append([]string{"init", "-o", out, "--sshd-config", "/dev/null", "--asterisk-dir", dir}, extra...)
 	code, _, errs := run(t, args...)
 	if code != exitOK {
 		t.Fatalf("init: exit %d\n%s", code, errs)
@@ -154,7 +154,7 @@ func TestInitAsteriskDirMissing(t *testing.T) {
 // default policy misses transports, the RTP range, IAX2 and both trunks.
 func TestCheckWarnsAboutThePBX(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "p.yaml")
-	if code, _, errs := run(t, "init", "-o", p, "--sshd-config", "/nonexistent", "--asterisk-dir", freePBXDir, "--hostname", "pbx-7f3k.example.net"); code != exitOK {
+	if code, _, errs := run(t, "init", "-o", p, "--sshd-config", "/dev/null", "--asterisk-dir", freePBXDir, "--hostname", "pbx-7f3k.example.net"); code != exitOK {
 		t.Fatalf("init: %d %s", code, errs)
 	}
 	// (The trunk's names do not resolve here, so compiling fails: --force.)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	sw "github.com/sipwall/sipwall/internal/backend"
 	netlab "github.com/sipwall/sipwall/internal/lab"
 )
 
@@ -21,7 +22,8 @@ func runLab(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall lab: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	if *backend != "iptables" && *backend != "nftables" {
+	name := sw.Name(*backend)
+	if name != sw.IPTables && name != sw.NFTables {
 		fmt.Fprintf(e.stderr, "sipwall lab: --backend: %q is not iptables or nftables\n", *backend)
 		return exitUsage
 	}
@@ -30,7 +32,7 @@ func runLab(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall lab: %v\n", err)
 		return exitFailure
 	}
-	rep, err := netlab.Run(e.ctx, netlab.Options{Policy: *file, Backend: *backend, Sipwall: self, Log: e.stderr, Keep: *keep})
+	rep, err := netlab.Run(e.ctx, netlab.Options{Policy: *file, Backend: name, Sipwall: self, Log: e.stderr, Keep: *keep})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall lab: %v\n", err)
 		var missing *netlab.MissingError

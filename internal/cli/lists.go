@@ -85,7 +85,7 @@ func runLists(e *env) int {
 	}
 	shown := fs.Args()
 	if len(shown) == 0 {
-		shown = lists.Names
+		shown = s.Lists()
 	}
 	count := map[string]int{}
 	for _, en := range entries {

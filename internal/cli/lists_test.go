@@ -54,7 +54,7 @@ func newNSLab(t *testing.T, backend string) *nsLab {
 	t.Helper()
 	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft", "conntrack")
 	l := &nsLab{ns: nstest.New(t, "cli"), stateDir: t.TempDir(), bin: sipwallBinary(t)}
-	if code, out := l.sipwall(t, "apply", "-c", lab, "--backend", backend, "--confirm", "0"); code != 0 {
+	if code, out := l.sipwall(t, "apply", "-c", lab, "--backend", backend, "--confirm", "0", "--without-guard"); code != 0 {
 		t.Fatalf("apply: exit %d: %s", code, out)
 	}
 	return l
@@ -275,7 +275,7 @@ func TestUnderServiceRestrictions(t *testing.T) {
 				t.Fatalf("the restricted environment is not what the units set up:\n%s", out)
 			}
 			for _, args := range [][]string{
-				{"apply", "-c", policyFile, "--backend", backend, "--confirm", "0"},
+				{"apply", "-c", policyFile, "--backend", backend, "--confirm", "0", "--without-guard"},
 				{"ban", "--for", "1h", "203.0.113.5", "2001:db8:20::5", "198.51.100.0/24"},
 				{"save"},
 				{"stats"},

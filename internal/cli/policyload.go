@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -114,10 +115,10 @@ func resolveHosts(ctx context.Context, p *policy.Policy) (map[string][]netip.Add
 }
 
 // compilePolicy compiles p for a backend and profile.
-func compilePolicy(ctx context.Context, p *policy.Policy, backend compile.Backend, profile string) (*ir.Ruleset, error) {
+func compilePolicy(ctx context.Context, p *policy.Policy, name backend.Name, profile string) (*ir.Ruleset, error) {
 	switch profile {
 	case "article":
-		if backend != compile.IPTables {
+		if name != backend.IPTables {
 			return nil, fmt.Errorf("the article profile is an iptables ruleset (xt_recent, xt_string): use --backend iptables")
 		}
 		return compile.Article(p)
@@ -126,7 +127,7 @@ func compilePolicy(ctx context.Context, p *policy.Policy, backend compile.Backen
 		if err != nil {
 			return nil, err
 		}
-		return compile.Compile(p, compile.Options{Backend: backend, Resolved: resolved})
+		return compile.Compile(p, compile.Options{Backend: name, Resolved: resolved})
 	}
 	return nil, fmt.Errorf("unknown profile %q (sipwall or article)", profile)
 }

@@ -12,14 +12,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/engine"
+	"github.com/sipwall/sipwall/internal/htmlreport"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/replay"
 )
 
 func runReplay(e *env) int {
-	fs := newFlags(e, "replay", "[-c FILE] [--backend iptables|nftables] --local ADDR[,ADDR...] [--json] CAPTURE...")
+	fs := newFlags(e, "replay", "[-c FILE] [--backend iptables|nftables] --local ADDR[,ADDR...] [--json] [--html FILE] CAPTURE...")
 	file := fs.String("c", policy.DefaultPath, "policy `file`")
 	backendName := fs.String("backend", "iptables", "ruleset `backend`: iptables or nftables")
 	profile := fs.String("profile", "sipwall", "sipwall, or article for the article's own ruleset")
@@ -27,6 +28,7 @@ func runReplay(e *env) int {
 	iface := fs.String("iface", "eth0", "the `interface` packets arrive on")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	noGuard := fs.Bool("no-guard", false, "nftables: evaluate the kernel ruleset alone, without sipwall guard's inspector")
+	htmlOut := fs.String("html", "", "also write the report as one self-contained HTML `file` (charts: packets over time, sources' timelines, rules)")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
@@ -51,7 +53,7 @@ func runReplay(e *env) int {
 		fmt.Fprintln(e.stderr, "sipwall replay: --local: give the host's address(es), like --local 192.0.2.10,2001:db8::10")
 		return exitUsage
 	}
-	backend, err := compile.ParseBackend(*backendName)
+	name, err := backend.Parse(*backendName)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: --backend: %v\n", err)
 		return exitUsage
@@ -60,18 +62,18 @@ func runReplay(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	rs, err := compilePolicy(e.ctx, p, backend, *profile)
+	rs, err := compilePolicy(e.ctx, p, name, *profile)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
 		return exitUsage
 	}
-	prog, err := engine.Compile(rs, engine.Backend(backend))
+	prog, err := engine.Compile(rs, name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
 		return exitFailure
 	}
 	opt := replay.Options{Local: locals, Iface: *iface, Hostnames: p.SIP.Hostnames}
-	if backend == compile.NFTables && !*noGuard {
+	if name == backend.NFTables && !*noGuard {
 		// sipwall guard's inspector, configured from the policy as guard is.
 		opt.Guard = replay.GuardFromPolicy(p)
 	}
@@ -96,7 +98,18 @@ func runReplay(e *env) int {
 		opt.Progress = bar
 		defer fmt.Fprint(e.stderr, "\r\033[K")
 	}
+	var timeline *htmlreport.Timeline
+	if *htmlOut != "" {
+		timeline = htmlreport.NewTimeline()
+		opt.Trace = timeline.Trace
+	}
 	rep, runErr := replay.Run(prog, inputs, opt)
+	if *htmlOut != "" {
+		if err := writeReplayHTML(*htmlOut, rep, timeline, fs.Args()); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall replay: --html: %v\n", err)
+			return exitFailure
+		}
+	}
 	if len(openErrs) > 0 {
 		rep.Warnings = append(openErrs, rep.Warnings...)
 		rep.Complete = false

@@ -11,27 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
 )
-
-// Backend is a rendering target.
-type Backend string
-
-// Backends.
-const (
-	IPTables Backend = "iptables"
-	NFTables Backend = "nftables"
-)
-
-// ParseBackend validates a --backend value.
-func ParseBackend(s string) (Backend, error) {
-	switch Backend(s) {
-	case IPTables, NFTables:
-		return Backend(s), nil
-	}
-	return "", fmt.Errorf("unknown backend %q (iptables or nftables)", s)
-}
 
 // InspectGroup is the nflog group on which the nftables ruleset hands SIP
 // packets of unknown sources to sipwall's userspace inspector.
@@ -51,7 +34,15 @@ const (
 	// (committing any change to one walks the whole tree).
 	SetBannedNet  = "banned-net"  // networks of the banned list (nftables)
 	SetAllowedNet = "allowed-net" // networks of the allowed list (nftables)
+	// SetFleet holds CrowdSec's decisions, pulled by guard (crowdsec:).
+	SetFleet    = "fleet"
+	SetFleetNet = "fleet-net" // networks of the fleet list (nftables)
+	// FeedPrefix names a feed's list: feed-NAME (feeds:).
+	FeedPrefix = "feed-"
 )
+
+// FeedSet is the list of feed name.
+func FeedSet(name string) string { return FeedPrefix + name }
 
 // signaturePrefix starts the comment of a rule or of a scanners-list
 // entry that a scanner signature decided.
@@ -86,7 +77,7 @@ const (
 
 // Options are the inputs of a compilation besides the policy.
 type Options struct {
-	Backend Backend
+	Backend backend.Name
 	// Resolved holds the addresses of policy.Trusted.Hosts, by name.
 	Resolved map[string][]netip.Addr
 }
@@ -97,7 +88,7 @@ var IPv6NeededICMP = []int{1, 2, 3, 4, 128, 129, 130, 131, 132, 133, 134, 135, 1
 
 // Compile builds the sipwall ruleset for p.
 func Compile(p *policy.Policy, o Options) (*ir.Ruleset, error) {
-	if o.Backend != IPTables && o.Backend != NFTables {
+	if o.Backend != backend.IPTables && o.Backend != backend.NFTables {
 		return nil, fmt.Errorf("compile: unknown backend %q", o.Backend)
 	}
 	c := &compiler{p: p, o: o, rs: &ir.Ruleset{Profile: "sipwall", Families: ir.IPv4}}
@@ -124,7 +115,7 @@ type compiler struct {
 	trustSIP []netip.Prefix
 }
 
-func (c *compiler) nft() bool { return c.o.Backend == NFTables }
+func (c *compiler) nft() bool { return c.o.Backend == backend.NFTables }
 
 // knocks reports whether SIP admission depends on a knock.
 func (c *compiler) knocks() bool {
@@ -169,6 +160,22 @@ func (c *compiler) sets() {
 		add(&ir.Set{Name: SetBannedNet, List: SetBanned, Families: fam, Interval: true, Size: size, Comment: "networks banned by hand: every port"})
 	} else {
 		add(&ir.Set{Name: SetBanned, Families: fam, Interval: true, Size: size, Comment: "banned by hand or by guard: every port"})
+	}
+	// Lists filled by guard from elsewhere: CrowdSec's decisions and the
+	// blocklist feeds, each kept as addresses plus networks like banned.
+	twin := func(name, comment string) {
+		if c.nft() {
+			add(&ir.Set{Name: name, Families: fam, Size: size, Comment: comment})
+			add(&ir.Set{Name: name + "-net", List: name, Families: fam, Interval: true, Size: size, Comment: comment + " (networks)"})
+		} else {
+			add(&ir.Set{Name: name, Families: fam, Interval: true, Size: size, Comment: comment})
+		}
+	}
+	if c.p.CrowdSec.Enabled() {
+		twin(SetFleet, "banned by the fleet: CrowdSec decisions, every port")
+	}
+	for _, f := range c.p.Feeds {
+		twin(FeedSet(f.Name), "on the "+f.Name+" feed: every port")
 	}
 	add(&ir.Set{Name: SetScanners, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Scanners.BanFor.Duration, Comment: "SIP scanners: every port"})
 	// Trusted and allowed sources exist in every mode: they are never

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -72,19 +73,19 @@ func TestAcceptedEdgesLoadOnBothBackends(t *testing.T) {
 		if fs := p.Lint(policy.HostFacts{}); policy.HasErrors(fs) {
 			t.Fatalf("%s: lint errors %v", name, fs)
 		}
-		for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+		for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
 			t.Run(name+"/"+string(b), func(t *testing.T) {
 				rs, err := compile.Compile(p, compile.Options{Backend: b})
 				if err != nil {
 					t.Fatal(err)
 				}
-				files, err := render.Files(rs, string(b))
+				files, err := render.Files(rs, b)
 				if err != nil {
 					t.Fatal(err)
 				}
 				ns := nstest.New(t, "edge")
 				load(t, ns, files)
-				if b != compile.IPTables {
+				if b != backend.IPTables {
 					listed := nstest.Run(t, ns, "nft", "list", "table", "inet", "sipwall")
 					if p.Log.Prefix != "" && !strings.Contains(listed, p.Log.Prefix) {
 						t.Errorf("log prefix %q not in the kernel's listing", p.Log.Prefix)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -21,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 type goldenCase struct {
 	Name    string // golden file base name
 	Policy  string
-	Backend compile.Backend
+	Backend backend.Name
 	Article bool
 }
 
@@ -37,13 +38,13 @@ func goldenCases(t *testing.T) []goldenCase {
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		cases = append(cases,
-			goldenCase{base + ".iptables", f, compile.IPTables, false},
-			goldenCase{base + ".nft", f, compile.NFTables, false})
+			goldenCase{base + ".iptables", f, backend.IPTables, false},
+			goldenCase{base + ".nft", f, backend.NFTables, false})
 	}
 	cases = append(cases,
-		goldenCase{"lab.article.iptables", "../../examples/lab.yaml", compile.IPTables, true},
-		goldenCase{"open.article.iptables", "testdata/policies/open.yaml", compile.IPTables, true},
-		goldenCase{"scanners-only.article.iptables", "testdata/policies/scanners-only.yaml", compile.IPTables, true})
+		goldenCase{"lab.article.iptables", "../../examples/lab.yaml", backend.IPTables, true},
+		goldenCase{"open.article.iptables", "testdata/policies/open.yaml", backend.IPTables, true},
+		goldenCase{"scanners-only.article.iptables", "testdata/policies/scanners-only.yaml", backend.IPTables, true})
 	return cases
 }
 
@@ -64,7 +65,7 @@ func renderCase(t *testing.T, c goldenCase) (*ir.Ruleset, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := render.Files(rs, string(c.Backend))
+	files, err := render.Files(rs, c.Backend)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 )
@@ -44,7 +44,7 @@ func TestGoldenRulesetsLoadIntoTheKernel(t *testing.T) {
 			load(t, ns, files)
 			// Loading twice must work too (a re-apply over itself).
 			load(t, ns, files)
-			if c.Backend == compile.IPTables {
+			if c.Backend == backend.IPTables {
 				for _, f := range []struct{ file, save string }{{"rules.v4", "iptables-save"}, {"rules.v6", "ip6tables-save"}} {
 					if files[f.file] == "" {
 						continue
@@ -97,9 +97,9 @@ func TestOthersRulesSurvive(t *testing.T) {
 	}
 	before := nstest.Run(t, ns, "iptables-save")
 	adminBefore := nstest.Run(t, ns, "nft", "list", "table", "inet", "admin")
-	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+	for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
 		_, files := renderCase(t, goldenCase{Policy: "../../examples/lab.yaml", Backend: b})
-		if b == compile.IPTables {
+		if b == backend.IPTables {
 			// A running system takes the rules without flushing others'.
 			nstest.Run(t, ns, "sh", "-c", "ipset -exist restore <<'EOF'\n"+files["ipsets"]+"EOF\niptables-restore --noflush <<'EOF'\n"+files["rules.v4"]+"EOF")
 		} else {

@@ -18,7 +18,7 @@ func TestListing(t *testing.T) {
 	for _, c := range goldenCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			rs, files := renderCase(t, c)
-			l, err := render.List(rs, string(c.Backend))
+			l, err := render.List(rs, c.Backend)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestEveryDroppingRuleHasAGroup(t *testing.T) {
 	for _, c := range goldenCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			rs, _ := renderCase(t, c)
-			l, err := render.List(rs, string(c.Backend))
+			l, err := render.List(rs, c.Backend)
 			if err != nil {
 				t.Fatal(err)
 			}

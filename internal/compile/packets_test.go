@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
@@ -180,13 +181,13 @@ func (l *labNet) dialTCP(t *testing.T, src string, port int, expect bool) (net.C
 	return c, err == nil
 }
 
-func (l *labNet) inSet(t *testing.T, b compile.Backend, set, addr string) bool {
+func (l *labNet) inSet(t *testing.T, b backend.Name, set, addr string) bool {
 	t.Helper()
 	fam := "4"
 	if strings.Contains(addr, ":") {
 		fam = "6"
 	}
-	if b == compile.IPTables {
+	if b == backend.IPTables {
 		_, err := netns.Run(context.Background(), l.srv, nil, "ipset", "test", "sipwall-"+set+fam, addr)
 		return err == nil
 	}
@@ -199,7 +200,7 @@ func (l *labNet) inSet(t *testing.T, b compile.Backend, set, addr string) bool {
 func TestLabRulesetOnRealPackets(t *testing.T) {
 	nstest.RequireRoot(t, "iptables-restore", "ip6tables-restore", "ipset", "nft")
 	const host = "pbx.example-secret.net"
-	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+	for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
 		t.Run(string(b), func(t *testing.T) {
 			l := newLabNet(t)
 			_, files := renderCase(t, goldenCase{Policy: "../../examples/lab.yaml", Backend: b})
@@ -223,7 +224,7 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 			if l.inSet(t, b, compile.SetScanners, "203.0.113.20") {
 				t.Error("a source without a scanner signature was banned as a scanner")
 			}
-			if b == compile.IPTables {
+			if b == backend.IPTables {
 				if !l.inSet(t, b, compile.SetScanners, "203.0.113.11") {
 					t.Error("the scanner was not banned")
 				}
@@ -300,7 +301,7 @@ func TestLabRulesetOnRealPackets(t *testing.T) {
 			// (Sources allowed by hand are never limited: on nftables the
 			// phone moves from the allowed sets to the admitted one.)
 			admitted := "198.51.100.21"
-			if b == compile.IPTables {
+			if b == backend.IPTables {
 				l.sendUDP(t, admitted, sipRequest("REGISTER", host, "Zoiper"), true)
 			} else {
 				nstest.Run(t, l.srv, "nft", "delete", "element", "inet", "sipwall", "allowed4", "{ "+admitted+" }")
@@ -374,7 +375,7 @@ func TestTrustedIsTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	const trunk, trunk6, phone, allowed, scanner = "198.51.100.50", "2001:db8:20::50", "198.51.100.21", "198.51.100.60", "203.0.113.11"
-	for _, b := range []compile.Backend{compile.IPTables, compile.NFTables} {
+	for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
 		t.Run(string(b), func(t *testing.T) {
 			l := newLabNet(t)
 			for _, a := range []string{trunk + "/32", allowed + "/32"} {
@@ -415,7 +416,7 @@ func TestTrustedIsTrusted(t *testing.T) {
 
 			// The phone is admitted by its knock (on nftables guard's
 			// inspector does that; here the set is filled the way guard does).
-			if b == compile.IPTables {
+			if b == backend.IPTables {
 				if !l.sendUDP(t, phone, sipRequest("REGISTER", host, "Zoiper rv2.10.20.4"), true) {
 					t.Fatal("the phone's REGISTER with the hostname was dropped")
 				}
@@ -443,7 +444,7 @@ func TestTrustedIsTrusted(t *testing.T) {
 
 			// A source allowed by hand: no signature, limit or trap.
 			set := "allowed4"
-			if b == compile.IPTables {
+			if b == backend.IPTables {
 				set = "sipwall-allowed4"
 				nstest.Run(t, l.srv, "ipset", "add", set, allowed)
 			} else {
@@ -465,7 +466,7 @@ func TestTrustedIsTrusted(t *testing.T) {
 			if l.sendUDP(t, scanner, sipRequest("OPTIONS", "192.0.2.10", "friendly-scanner"), false) {
 				t.Error("the scanner's OPTIONS reached the server")
 			}
-			if b == compile.IPTables && !l.inSet(t, b, compile.SetScanners, scanner) {
+			if b == backend.IPTables && !l.inSet(t, b, compile.SetScanners, scanner) {
 				t.Error("the scanner was not banned")
 			}
 			// A packet of an unknown source carrying both the knock and a
@@ -473,7 +474,7 @@ func TestTrustedIsTrusted(t *testing.T) {
 			if l.sendUDP(t, "203.0.113.20", sipRequest("REGISTER", host, "friendly-scanner"), false) {
 				t.Error("a scanner's REGISTER carrying the hostname reached the server")
 			}
-			if b == compile.IPTables && !l.inSet(t, b, compile.SetScanners, "203.0.113.20") {
+			if b == backend.IPTables && !l.inSet(t, b, compile.SetScanners, "203.0.113.20") {
 				t.Error("a scanner carrying the hostname was not banned")
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/policy"
 )
@@ -36,7 +37,7 @@ func BenchmarkCompileTrusted(b *testing.B) {
 			p := trustedPolicy(b, n)
 			b.ResetTimer()
 			for range b.N {
-				if _, err := compile.Compile(p, compile.Options{Backend: compile.NFTables}); err != nil {
+				if _, err := compile.Compile(p, compile.Options{Backend: backend.NFTables}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -46,7 +47,7 @@ func BenchmarkCompileTrusted(b *testing.B) {
 
 func TestTrustedDedupe(t *testing.T) {
 	p := trustedPolicy(t, 2000)
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.NFTables})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.NFTables})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,14 @@ func (c *compiler) raw() {
 	if c.nft() {
 		appendRules(pub, rule(ir.KindExempt, "allowed network: no signature or limit", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
 	}
+	// Bans learnt elsewhere (CrowdSec, blocklist feeds) never cut off a
+	// trusted or allowed source: they come after those pass.
+	if c.p.CrowdSec.Enabled() {
+		c.listDrop(pub, ir.KindFleet, SetFleet, "banned by the fleet (CrowdSec)")
+	}
+	for _, f := range c.p.Feeds {
+		c.listDrop(pub, ir.KindFeed, FeedSet(f.Name), "on the "+f.Name+" feed")
+	}
 	appendRules(pub, rule(ir.KindScannerBanned, "banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
 		appendRules(pub, rule(ir.KindDispatch, "SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
@@ -89,6 +97,15 @@ func (c *compiler) knock(ch *ir.Chain) {
 			Comment: "knock: " + k.Match,
 			Kind:    ir.KindKnock,
 		})
+	}
+}
+
+// listDrop drops the sources of a list kept as addresses plus networks
+// (nftables: two sets, the -net one for networks).
+func (c *compiler) listDrop(ch *ir.Chain, k ir.Kind, set, comment string) {
+	appendRules(ch, rule(k, comment, ir.VDrop, ir.InSet{Set: set}))
+	if c.nft() {
+		appendRules(ch, rule(k, comment+" (network)", ir.VDrop, ir.InSet{Set: set + "-net"}))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/render"
@@ -101,7 +102,7 @@ type famProg struct {
 
 // Program is a compiled ruleset for one backend.
 type Program struct {
-	Backend Backend
+	Backend backend.Name
 	Rules   []Rule
 	// Policies lists the base chains whose policy can decide a packet.
 	rs      *ir.Ruleset
@@ -171,11 +172,11 @@ func famIndex(f ir.Family) int {
 
 // Compile builds the program of rs for backend b from the listing the
 // backend's renderer makes of it.
-func Compile(rs *ir.Ruleset, b Backend) (*Program, error) {
-	if b != IPTables && b != NFTables {
+func Compile(rs *ir.Ruleset, b backend.Name) (*Program, error) {
+	if b != backend.IPTables && b != backend.NFTables {
 		return nil, fmt.Errorf("engine: unknown backend %q", b)
 	}
-	l, err := render.List(rs, string(b))
+	l, err := render.List(rs, b)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -185,16 +186,16 @@ func Compile(rs *ir.Ruleset, b Backend) (*Program, error) {
 // Build builds the program of rs for backend b from l, the listing b's
 // renderer made of rs: one program rule per rule entry, in the chain and
 // position the entry gives, compiled from the entry's IR rule.
-func Build(rs *ir.Ruleset, l *ir.Listing, b Backend) (*Program, error) {
+func Build(rs *ir.Ruleset, l *ir.Listing, b backend.Name) (*Program, error) {
 	p := &Program{Backend: b, rs: rs}
 	for i := range p.fam {
 		p.fam[i].byName = map[string]int{}
 	}
 	var err error
 	switch b {
-	case IPTables:
+	case backend.IPTables:
 		err = p.buildIPTables(l)
-	case NFTables:
+	case backend.NFTables:
 		err = p.buildNFT(l)
 	default:
 		err = fmt.Errorf("unknown backend %q", b)
@@ -377,7 +378,7 @@ func (p *Program) addRuleID(fp *famProg, pr pending, f ir.Family, id int) error 
 	x := xrule{id: id, verdict: r.Verdict.Kind}
 	if r.Verdict.Kind == ir.Jump {
 		key := r.Verdict.Chain
-		if p.Backend == IPTables {
+		if p.Backend == backend.IPTables {
 			key = string(pr.table) + "/" + key
 		}
 		ci, ok := fp.byName[key]
@@ -386,7 +387,7 @@ func (p *Program) addRuleID(fp *famProg, pr pending, f ir.Family, id int) error 
 		}
 		x.jump = ci
 	}
-	if pr.fam != ir.Both && p.Backend == NFTables {
+	if pr.fam != ir.Both && p.Backend == backend.NFTables {
 		x.ops = append(x.ops, op{kind: opFamily, u8: uint8(pr.fam)})
 	}
 	proto := uint8(0)
@@ -401,7 +402,7 @@ func (p *Program) addRuleID(fp *famProg, pr pending, f ir.Family, id int) error 
 		if err != nil {
 			return fmt.Errorf("rule %q: %w", pr.text, err)
 		}
-		if o.kind == opRate && p.Backend == NFTables {
+		if o.kind == opRate && p.Backend == backend.NFTables {
 			late = append(late, o)
 			continue
 		}
@@ -469,7 +470,7 @@ func (p *Program) compileMatch(m ir.Match, f ir.Family, proto uint8) (op, error)
 		}
 		return op{kind: opSet, set: p.setIndex(m.Set, f), dir: m.Dir, neg: m.Neg}, nil
 	case ir.String:
-		if p.Backend != IPTables {
+		if p.Backend != backend.IPTables {
 			return op{}, fmt.Errorf("string match with nftables")
 		}
 		s := newStrMatcher(m.Pattern, m.IgnoreCase, m.From, m.To, algoBM)

@@ -36,15 +36,6 @@ import (
 	"github.com/sipwall/sipwall/internal/packet"
 )
 
-// Backend is the ruleset's rendering target.
-type Backend string
-
-// Backends.
-const (
-	IPTables Backend = "iptables"
-	NFTables Backend = "nftables"
-)
-
 // HZ is the kernel tick rate the jiffies-based matches (xt_hashlimit,
 // xt_limit, xt_recent) are evaluated with: Debian's kernels use 250.
 const HZ = 250

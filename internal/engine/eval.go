@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/ir"
 	"github.com/sipwall/sipwall/internal/packet"
 )
@@ -62,10 +63,10 @@ func New(prog *Program, opt Options) *Engine {
 		e.sets = append(e.sets, newAddrSet(s.set, s.fam))
 	}
 	for _, r := range prog.rates {
-		e.rates = append(e.rates, newRateTable(r.m, prog.Backend == NFTables))
+		e.rates = append(e.rates, newRateTable(r.m, prog.Backend == backend.NFTables))
 	}
 	for _, l := range prog.limits {
-		e.limits = append(e.limits, newLimiter(l.m, prog.Backend == NFTables))
+		e.limits = append(e.limits, newLimiter(l.m, prog.Backend == backend.NFTables))
 	}
 	for _, n := range prog.recents {
 		e.recents = append(e.recents, newRecentTable(n))
@@ -445,7 +446,7 @@ func (e *Engine) match(x *xrule, c *pctx) bool {
 			ok = e.limits[o.limit].pass(c.now)
 		case opRate:
 			over, full := e.rates[o.rate].over(c.srcKey, c.now)
-			if full && e.prog.Backend == IPTables {
+			if full && e.prog.Backend == backend.IPTables {
 				// xt_hashlimit: dsthash_alloc_init fails on a full table
 				// and the match sets hotdrop: the packet is dropped on
 				// the spot, no rule counts it.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/ir"
@@ -15,13 +16,13 @@ import (
 
 // labWithRateSize compiles examples/lab.yaml with every per-source rate
 // table limited to size entries.
-func labWithRateSize(t *testing.T, b engine.Backend, size int) *engine.Program {
+func labWithRateSize(t *testing.T, b backend.Name, size int) *engine.Program {
 	t.Helper()
 	p, err := policy.LoadFile("../../examples/lab.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(b)})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.Name(b)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func syn(t *testing.T, src string, port uint16) *packet.Packet {
 // a max of 2 holds the default 8192 (TestKernelHashlimitFull checks both
 // against the kernel).
 func TestHashlimitFullTable(t *testing.T) {
-	prog := labWithRateSize(t, engine.IPTables, 2)
+	prog := labWithRateSize(t, backend.IPTables, 2)
 	e := engine.New(prog, engine.Options{})
 	limit, ssh := -1, -1
 	for i, r := range prog.Rules {
@@ -125,7 +126,7 @@ func TestHashlimitFullTable(t *testing.T) {
 // TestNFTRateFullSet: nftables' dynset on a full set stops the rule (the
 // packet goes on to the next rule), it does not drop.
 func TestNFTRateFullSet(t *testing.T) {
-	prog := labWithRateSize(t, engine.NFTables, 2)
+	prog := labWithRateSize(t, backend.NFTables, 2)
 	e := engine.New(prog, engine.Options{})
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, src := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {

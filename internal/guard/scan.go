@@ -3,10 +3,13 @@
 // events, jail turns failures into ban decisions, follow reads growing log
 // files across rotation and restarts.
 //
-// This package holds the offline analysis behind "sipwall guard
-// --scan-log": every matching line with its file, line number, event and
-// address, and per address the verdict the thresholds would give — without
-// touching the firewall, like fail2ban-regex.
+// This package holds guard's setup from the policy (Setup: the guard
+// section, validated with the command line's flags written onto it, read
+// into Settings) and the daemon it runs (Daemon.Run, on package live), and
+// the offline analysis behind "sipwall guard --scan-log": every matching
+// line with its file, line number, event and address, and per address the
+// verdict the thresholds would give — without touching the firewall, like
+// fail2ban-regex.
 //
 // The scan keeps little per line and per source, so that a log of a
 // distributed brute force (every line a failure, a different source every

@@ -26,6 +26,11 @@ const (
 	// KindBanned: packets from sources in the banned list (by hand, by
 	// guard).
 	KindBanned
+	// KindFleet: packets from sources in the fleet list (CrowdSec's
+	// decisions, pulled by guard).
+	KindFleet
+	// KindFeed: packets from sources on a blocklist feed.
+	KindFeed
 	// KindTrap: hits on a trap port.
 	KindTrap
 	// KindTrapBan: a source put in the trapped list (or its ban
@@ -77,7 +82,7 @@ const (
 )
 
 var kindNames = [numKinds]string{
-	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned",
+	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned", "fleet", "feed",
 	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "trusted",
 	"exempt", "spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
 }
@@ -89,6 +94,8 @@ var kindAbout = [numKinds]string{
 	"SIP scanners banned by their signature (the source listed, the packet dropped)",
 	"packets dropped from sources banned as SIP scanners",
 	"packets dropped from sources banned by hand or by guard",
+	"packets dropped from sources the fleet banned (CrowdSec decisions)",
+	"packets dropped from sources on a blocklist feed",
 	"trap port hits (the source is banned from every port)",
 	"packets dropped by the trap ban (trap hits and trapped sources; the ban refreshed)",
 	"packets dropped from sources caught by a trap port",

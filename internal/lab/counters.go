@@ -1,13 +1,14 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/backend/iptables"
+	"github.com/sipwall/sipwall/internal/backend/nftables"
+	"github.com/sipwall/sipwall/internal/compile"
 )
 
 // countersNFT is loaded into every client namespace: it counts, at the
@@ -97,81 +98,40 @@ type Drops struct {
 	All int `json:"all"`
 }
 
-var iptCounter = regexp.MustCompile(`^\[(\d+):\d+\] -A \S+ .*-j DROP\b`)
-var iptPolicy = regexp.MustCompile(`^:\S+ DROP \[(\d+):\d+\]`)
-
-// iptablesDrops sums the drop counters of iptables-save -c output.
-func iptablesDrops(save string) Drops {
+// sumDrops adds up the counters of the rules and policies that drop;
+// raw says which count before connection tracking.
+func sumDrops(cs []backend.Counter, raw func(backend.Counter) bool) Drops {
 	var d Drops
-	table := ""
-	sc := bufio.NewScanner(strings.NewReader(save))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "*") {
-			table = line[1:]
+	for _, c := range cs {
+		if c.Verdict != "drop" {
 			continue
 		}
-		m := iptCounter.FindStringSubmatch(line)
-		if m == nil {
-			m = iptPolicy.FindStringSubmatch(line)
-		}
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(m[1])
-		d.All += n
-		if table == "raw" {
-			d.Raw += n
+		d.All += int(c.Packets)
+		if raw(c) {
+			d.Raw += int(c.Packets)
 		}
 	}
 	return d
 }
 
-var nftDrop = regexp.MustCompile(`counter packets (\d+) bytes \d+ drop\b`)
+// nftRawChains are the chains of table inet sipwall reached from the
+// prerouting hook, before connection tracking.
+var nftRawChains = map[string]bool{compile.ChainRawPre: true, compile.ChainRawPublic: true, compile.ChainRawSIP: true, compile.ChainScanner: true}
 
-// nftDrops sums the drop counters of `nft list table inet sipwall`; the
-// chains reached from the prerouting hook count as raw.
-func nftDrops(listing string) Drops {
-	raw := map[string]bool{"sipwall-pre": true, "sipwall-public": true, "sipwall-sip": true, "sipwall-scanner": true}
-	var d Drops
-	chain := ""
-	sc := bufio.NewScanner(strings.NewReader(listing))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if name, ok := strings.CutPrefix(line, "chain "); ok {
-			chain = strings.TrimSuffix(strings.TrimSpace(name), " {")
-			continue
-		}
-		m := nftDrop.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(m[1])
-		d.All += n
-		if raw[chain] {
-			d.Raw += n
-		}
-	}
-	return d
-}
-
-// kernelDrops reads the drop counters of the firewall in ns.
-func kernelDrops(ctx context.Context, ns string, nftables bool) (Drops, error) {
-	if nftables {
-		out, err := run(ctx, ns, "nft", "list", "table", "inet", "sipwall")
+// kernelDrops reads the drop counters of the firewall in ns: sipwall's
+// nftables table, or every iptables rule (sipwall's or the article's).
+func kernelDrops(ctx context.Context, ns string, nft bool) (Drops, error) {
+	h := backend.Host{NS: ns}
+	if nft {
+		cs, err := nftables.New(h).Counters(ctx)
 		if err != nil {
 			return Drops{}, err
 		}
-		return nftDrops(out), nil
+		return sumDrops(cs, func(c backend.Counter) bool { return nftRawChains[c.Chain] }), nil
 	}
-	v4, err := run(ctx, ns, "iptables-save", "-c")
+	cs, err := iptables.New(h).AllCounters(ctx)
 	if err != nil {
 		return Drops{}, err
 	}
-	v6, err := run(ctx, ns, "ip6tables-save", "-c")
-	if err != nil {
-		return Drops{}, err
-	}
-	a, b := iptablesDrops(v4), iptablesDrops(v6)
-	return Drops{Raw: a.Raw + b.Raw, All: a.All + b.All}, nil
+	return sumDrops(cs, func(c backend.Counter) bool { return c.Table == "raw" }), nil
 }

@@ -22,6 +22,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/policy"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 	// Policy is the policy file; empty means DefaultPolicy.
 	Policy string
 	// Backend is iptables or nftables.
-	Backend string
+	Backend backend.Name
 	// Sipwall is the sipwall binary that applies the rulesets.
 	Sipwall string
 	// Log receives progress lines; nil discards them.
@@ -59,8 +60,8 @@ type firewall string
 
 const (
 	fwNone     firewall = "none"
-	fwIPTables firewall = "iptables"
-	fwNFTables firewall = "nftables"
+	fwIPTables firewall = firewall(backend.IPTables)
+	fwNFTables firewall = firewall(backend.NFTables)
 	fwArticle  firewall = "article"
 )
 
@@ -94,7 +95,7 @@ func (l *lab) logf(format string, a ...any) {
 // gone when it returns, whatever happened.
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	start := time.Now()
-	if opt.Backend != "iptables" && opt.Backend != "nftables" {
+	if opt.Backend != backend.IPTables && opt.Backend != backend.NFTables {
 		return nil, fmt.Errorf("lab: backend %q: want iptables or nftables", opt.Backend)
 	}
 	if os.Geteuid() != 0 {
@@ -149,7 +150,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if r.Policy == "" {
 		r.Policy = "(built in)"
 	}
-	if opt.Backend == "nftables" {
+	if opt.Backend == backend.NFTables {
 		r.Notes = append(r.Notes, "nftables cannot match strings: `sipwall guard` runs in the server namespace and reads the SIP packets of unknown sources from nflog; it admits the phones by their hostname knock (their first UDP REGISTER is dropped and retransmitted) and bans the scanners by their signatures.")
 	}
 	r.Checks = evaluate(r, l.banFor)

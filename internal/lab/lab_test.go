@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
 )
 
@@ -32,8 +33,8 @@ func TestLab(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	start := time.Now()
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, backend := range []backend.Name{backend.IPTables, backend.NFTables} {
+		t.Run(string(backend), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			var progress bytes.Buffer

@@ -3,11 +3,12 @@ package lab
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/sipwall/sipwall/internal/backend"
+	sipwalllists "github.com/sipwall/sipwall/internal/lists"
 )
 
 // membership maps an address to the lists (sets) of the server's firewall
@@ -68,91 +69,14 @@ func dedup(s []string) []string {
 	return out
 }
 
-// listName turns a set name into the list name of the report:
-// sipwall-scanners4 and scanners6 are both "scanners".
-func listName(set string) string {
-	set = strings.TrimPrefix(set, "sipwall-")
-	return strings.TrimRight(set, "46")
-}
-
-// reportedLists are the lists a source can land in; rate-limit sets are
-// bookkeeping, not lists.
-var reportedLists = map[string]bool{"banned": true, "scanners": true, "trapped": true, "admitted": true, "allowed": true}
-
-// ipsetMembers parses `ipset save`.
-func ipsetMembers(save string) membership {
+// entryMembers is the membership of sipwall's lists, as the set store
+// reads them.
+func entryMembers(entries []backend.Entry) membership {
 	m := membership{}
-	sc := bufio.NewScanner(strings.NewReader(save))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && f[0] == "add" && reportedLists[listName(f[1])] {
-			m.add(f[2], listName(f[1]))
-		}
+	for _, e := range entries {
+		m.add(e.Addr(), e.List)
 	}
 	return m
-}
-
-// nftMembers parses `nft -j list table inet sipwall`.
-func nftMembers(listing string) membership {
-	var doc struct {
-		Nftables []struct {
-			Set *struct {
-				Name string            `json:"name"`
-				Elem []json.RawMessage `json:"elem"`
-			} `json:"set"`
-		} `json:"nftables"`
-	}
-	m := membership{}
-	if json.Unmarshal([]byte(listing), &doc) != nil {
-		return m
-	}
-	for _, o := range doc.Nftables {
-		if o.Set == nil || !reportedLists[listName(o.Set.Name)] {
-			continue
-		}
-		for _, raw := range o.Set.Elem {
-			if k := nftElem(raw); k != "" {
-				m.add(k, listName(o.Set.Name))
-			}
-		}
-	}
-	return m
-}
-
-// nftElem decodes one set element of nft's JSON: "1.2.3.4",
-// {"prefix": {"addr": …, "len": …}}, {"range": [lo, hi]} or
-// {"elem": {"val": one of those, "timeout": …}}.
-func nftElem(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var o struct {
-		Elem *struct {
-			Val json.RawMessage `json:"val"`
-		} `json:"elem"`
-		Prefix *struct {
-			Addr string `json:"addr"`
-			Len  int    `json:"len"`
-		} `json:"prefix"`
-		Range []string `json:"range"`
-	}
-	if json.Unmarshal(raw, &o) != nil {
-		return ""
-	}
-	switch {
-	case o.Elem != nil:
-		return nftElem(o.Elem.Val)
-	case o.Prefix != nil:
-		p, err := netip.ParsePrefix(o.Prefix.Addr + "/" + strconv.Itoa(o.Prefix.Len))
-		if err != nil {
-			return ""
-		}
-		return p.String()
-	case len(o.Range) == 2:
-		return o.Range[0] + "-" + o.Range[1]
-	}
-	return ""
 }
 
 // articleLists are the article's xt_recent lists that hold sources.
@@ -173,19 +97,25 @@ func recentMembers(files map[string]string) membership {
 	return m
 }
 
-// readLists reads the lists of the firewall in ns.
-func readLists(ctx context.Context, ns string, kind firewall) membership {
-	switch kind {
-	case fwIPTables:
-		out, _ := run(ctx, ns, "ipset", "save")
-		return ipsetMembers(out)
-	case fwNFTables:
-		out, _ := run(ctx, ns, "nft", "-j", "list", "table", "inet", "sipwall")
-		return nftMembers(out)
+// readLists reads the lists of the server's firewall: sipwall's through
+// the applied backend's set store, the article's from xt_recent. A
+// firewall without lists (flushed) has none.
+func (o *one) readLists(ctx context.Context) membership {
+	switch o.kind {
+	case fwIPTables, fwNFTables:
+		s, err := sipwalllists.Open(ctx, o.stateDir(), backend.Host{NS: o.srv.ns})
+		if err != nil {
+			return membership{}
+		}
+		es, err := s.List(ctx)
+		if err != nil {
+			return membership{}
+		}
+		return entryMembers(es)
 	case fwArticle:
 		files := map[string]string{}
 		for _, n := range articleLists {
-			files[n], _ = run(ctx, ns, "cat", "/proc/net/xt_recent/"+n)
+			files[n], _ = run(ctx, o.srv.ns, "cat", "/proc/net/xt_recent/"+n)
 		}
 		return recentMembers(files)
 	}

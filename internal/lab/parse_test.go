@@ -2,9 +2,12 @@ package lab
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
 func TestParseSippLog(t *testing.T) {
@@ -35,69 +38,38 @@ func TestParseSippLog(t *testing.T) {
 	}
 }
 
-func TestIPTablesDrops(t *testing.T) {
-	save := `*raw
-:PREROUTING ACCEPT [900:1000]
-[3:300] -A sipwall-public -m set --match-set sipwall-scanners4 src -j DROP
-[5:500] -A sipwall-scanner -j DROP
-[7:700] -A sipwall-sip -j SET --add-set sipwall-admitted4 src --exist
-COMMIT
-*filter
-:INPUT DROP [11:1100]
-[13:1300] -A sipwall-trap-ban -j DROP
-[17:1700] -A sipwall-input -p tcp --dport 2222 -j ACCEPT
-COMMIT
-`
-	if got, want := iptablesDrops(save), (Drops{Raw: 8, All: 32}); got != want {
-		t.Errorf("iptablesDrops = %+v, want %+v", got, want)
+func TestSumDrops(t *testing.T) {
+	cs := []backend.Counter{
+		{Table: "raw", Chain: "PREROUTING", Policy: true, Verdict: "accept", Packets: 900},
+		{Table: "raw", Chain: "sipwall-public", Verdict: "drop", Packets: 3},
+		{Table: "raw", Chain: "sipwall-scanner", Verdict: "drop", Packets: 5},
+		{Table: "raw", Chain: "sipwall-sip", Packets: 7},
+		{Table: "filter", Chain: "INPUT", Policy: true, Verdict: "drop", Packets: 11},
+		{Table: "filter", Chain: "sipwall-trap-ban", Verdict: "drop", Packets: 13},
+		{Table: "filter", Chain: "sipwall-input", Verdict: "accept", Packets: 17},
+		{Table: "filter", Chain: "sipwall-traps", Verdict: "jump", Packets: 99},
 	}
-}
-
-func TestNFTDrops(t *testing.T) {
-	listing := `table inet sipwall {
-	chain sipwall-public {
-		meta nfproto ipv4 ip saddr @scanners4 counter packets 4 bytes 400 drop comment "banned as a SIP scanner"
-	}
-	chain sipwall-scanner {
-		counter packets 6 bytes 600 drop comment "drop the scanner's packet"
-	}
-	chain sipwall-traps {
-		meta l4proto tcp tcp dport 21 counter packets 10 bytes 1000 drop comment "port 21: drop"
-		meta l4proto tcp tcp dport 22 counter packets 99 bytes 1000 jump sipwall-trap-ban
-	}
-}
-`
-	if got, want := nftDrops(listing), (Drops{Raw: 10, All: 20}); got != want {
-		t.Errorf("nftDrops = %+v, want %+v", got, want)
+	if got, want := sumDrops(cs, func(c backend.Counter) bool { return c.Table == "raw" }), (Drops{Raw: 8, All: 32}); got != want {
+		t.Errorf("sumDrops = %+v, want %+v", got, want)
 	}
 }
 
 func TestMembership(t *testing.T) {
-	ipset := "create sipwall-scanners4 hash:ip family inet timeout 0\nadd sipwall-scanners4 203.0.113.11\nadd sipwall-trapped4 203.0.113.16 timeout 7\nadd sipwall-admitted6 2001:db8:30:0::21 timeout 0\nadd sipwall-rate-x4 203.0.113.11\n"
-	m := ipsetMembers(ipset)
+	m := entryMembers([]backend.Entry{
+		{List: "scanners", Prefix: netip.MustParsePrefix("203.0.113.11/32")},
+		{List: "trapped", Prefix: netip.MustParsePrefix("203.0.113.16/32")},
+		{List: "admitted", Prefix: netip.MustParsePrefix("2001:db8:30::21/128")},
+		{List: "allowed", Prefix: netip.MustParsePrefix("10.0.0.0/8")},
+	})
 	for addr, want := range map[string][]string{
 		"203.0.113.11":    {"scanners"},
 		"203.0.113.16":    {"trapped"},
 		"2001:db8:30::21": {"admitted"},
+		"10.1.2.3":        {"allowed"},
 		"203.0.113.99":    nil,
 	} {
 		if got := m.of(addr); !reflect.DeepEqual(got, want) {
-			t.Errorf("ipset: %s in %v, want %v", addr, got, want)
-		}
-	}
-	nftJSON := `{"nftables": [{"metainfo": {}},
-{"set": {"family": "inet", "name": "allowed4", "table": "sipwall", "elem": [{"range": ["198.51.100.21", "198.51.100.23"]}, {"prefix": {"addr": "10.0.0.0", "len": 8}}]}},
-{"set": {"family": "inet", "name": "trapped4", "table": "sipwall", "elem": [{"elem": {"val": "203.0.113.16", "timeout": 8, "expires": 5}}]}},
-{"set": {"family": "inet", "name": "rate-register4", "table": "sipwall", "elem": ["198.51.100.23"]}}]}`
-	m = nftMembers(nftJSON)
-	for addr, want := range map[string][]string{
-		"198.51.100.22": {"allowed"},
-		"10.1.2.3":      {"allowed"},
-		"203.0.113.16":  {"trapped"},
-		"198.51.100.24": nil,
-	} {
-		if got := m.of(addr); !reflect.DeepEqual(got, want) {
-			t.Errorf("nft: %s in %v, want %v", addr, got, want)
+			t.Errorf("%s in %v, want %v", addr, got, want)
 		}
 	}
 	m = recentMembers(map[string]string{

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sipwall/sipwall/internal/backend"
 )
 
 // Report is what a lab run found, for people (WriteText) and machines (JSON).
 type Report struct {
-	Backend string       `json:"backend"`
+	Backend backend.Name `json:"backend"`
 	Policy  string       `json:"policy"`
 	Seconds float64      `json:"seconds"`
 	Runs    []*RunReport `json:"runs"` // sipwall, article, none

@@ -206,7 +206,8 @@ func (o *one) sipwall(ctx context.Context, ns string, args ...string) (string, e
 func (o *one) stateDir() string { return filepath.Join(o.dir, "state") }
 
 func (o *one) applySipwall(ctx context.Context) error {
-	_, err := o.sipwall(ctx, o.srv.ns, "apply", "-c", o.policy, "--backend", string(o.kind), "--state-dir", o.stateDir(), "--confirm", "0")
+	// With nftables guard is started right after (no systemd here).
+	_, err := o.sipwall(ctx, o.srv.ns, "apply", "-c", o.policy, "--backend", string(o.kind), "--state-dir", o.stateDir(), "--confirm", "0", "--without-guard")
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
@@ -376,7 +377,7 @@ func (o *one) traffic(ctx context.Context) error {
 	rep.SSH.Phone = dialTCP(h.ns, h.addrs[0], serverV4, sshPort, 3*time.Second)
 	rep.SSH.BanFor = o.banFor.String()
 
-	lists := readLists(ctx, o.srv.ns, o.kind)
+	lists := o.readLists(ctx)
 	for _, a := range rep.Attackers {
 		c := o.counters(ctx, a.Name)
 		a.SIPSent, a.SIPAnswers, a.SYNSent, a.SYNACKs = c.SIPOut, c.SIPIn, c.SYNOut, c.SYNACKIn
@@ -403,7 +404,7 @@ func (o *one) traffic(ctx context.Context) error {
 		again := &Phone{}
 		o.phone(ctx, o.host(floodPhone.name), "udp", again)
 		rep.Flood.RegistersAfter = again.Registered && again.CallAnswered
-		rep.Flood.ListsAfter = readLists(ctx, o.srv.ns, o.kind).of(floodPhone.src)
+		rep.Flood.ListsAfter = o.readLists(ctx).of(floodPhone.src)
 	})
 	wg.Go(func() { o.comeback(ctx) })
 	wg.Wait()
@@ -539,7 +540,7 @@ func (o *one) comeback(ctx context.Context) {
 	after := o.counters(ctx, first.name)
 	d := after.minus(before)
 	cb.SIPSent, cb.SIPAnswers = d.SIPOut, d.SIPIn
-	cb.Lists = readLists(ctx, o.srv.ns, o.kind).of(first.src)
+	cb.Lists = o.readLists(ctx).of(first.src)
 	cb.Blocked = !cb.SSH && cb.SIPAnswers == 0
 }
 
@@ -562,7 +563,7 @@ func (o *one) saveRestore(ctx context.Context) {
 		sr.Detail = "flush: " + err.Error()
 		return
 	}
-	if left := readLists(ctx, o.srv.ns, o.kind); len(left) > 0 {
+	if left := o.readLists(ctx); len(left) > 0 {
 		sr.Detail = fmt.Sprintf("the flush left %d entries in the kernel", len(left))
 		return
 	}
@@ -572,7 +573,7 @@ func (o *one) saveRestore(ctx context.Context) {
 		sr.Detail = err.Error()
 		return
 	}
-	lists := readLists(ctx, o.srv.ns, o.kind)
+	lists := o.readLists(ctx)
 	scanner, phone := attackers[0], phones[0]
 	sr.ScannerLists, sr.PhoneLists = lists.of(scanner.src), lists.of(phone.src)
 	h := o.host(scanner.name)

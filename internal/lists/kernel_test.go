@@ -33,11 +33,11 @@ func generation(t testing.TB, backend string) *apply.Generation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.Backend(backend)})
+	rs, err := compile.Compile(p, compile.Options{Backend: sw.Name(backend)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := render.Files(rs, backend)
+	files, err := render.Files(rs, sw.Name(backend))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,5 +598,51 @@ func TestIPv6Off(t *testing.T) {
 	}
 	if got := fake.String(); got != "" {
 		t.Errorf("the lists changed:\n%s", got)
+	}
+}
+
+// TestStateWithoutSets: a state file written before the generation recorded
+// its sets still works: the lists read the shapes from the kernel, and the
+// next apply records them.
+func TestStateWithoutSets(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			l := newLab(t, b, false)
+			ctx := context.Background()
+			st, err := apply.LoadState(l.stateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded := st.Current.Sets
+			st.Current.Sets = nil
+			if err := st.Save(l.stateDir); err != nil {
+				t.Fatal(err)
+			}
+			s, err := lists.Open(ctx, l.stateDir, sw.Host{NS: l.srv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Sets) != len(recorded) {
+				t.Errorf("%d sets read from the kernel, %d recorded", len(s.Sets), len(recorded))
+			}
+			if _, err := s.Ban(ctx, items(t, time.Hour, "old state", "203.0.113.40", "198.51.100.0/24")); err != nil {
+				t.Fatal(err)
+			}
+			if !l.inKernel(t, b, "banned", "203.0.113.40") || !l.inKernel(t, b, "banned", "198.51.100.77") {
+				t.Error("the bans did not land")
+			}
+			m := &apply.Manager{Host: sw.Host{NS: l.srv}, StateDir: l.stateDir}
+			gen := generation(t, b)
+			gen.Sets = nil // as from an older sipwall's caller
+			if _, err := m.Apply(ctx, gen, apply.ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if !l.inKernel(t, b, "banned", "203.0.113.40") || !l.inKernel(t, b, "banned", "198.51.100.77") {
+				t.Error("the re-apply over a state without sets lost the bans")
+			}
+			if st, _ := apply.LoadState(l.stateDir); st == nil || len(st.Current.Sets) != len(recorded) {
+				t.Error("the apply did not record the sets")
+			}
+		})
 	}
 }

@@ -36,10 +36,28 @@ var about = map[string]string{
 }
 
 // About says what list name is for ("" for an unknown list).
-func About(name string) string { return about[name] }
+func About(name string) string {
+	if name == compile.SetFleet {
+		return "banned by the fleet (CrowdSec decisions pulled by guard): every port"
+	}
+	if f, ok := strings.CutPrefix(name, compile.FeedPrefix); ok {
+		return "on the " + f + " blocklist feed (fetched by guard): every port"
+	}
+	return about[name]
+}
 
-// CheckList returns an error unless name is one of the dynamic lists.
+// fed reports whether list is filled by guard from outside the host: the
+// fleet list and the feeds' lists. They exist when the policy has them.
+func fed(list string) bool {
+	return list == compile.SetFleet || strings.HasPrefix(list, compile.FeedPrefix)
+}
+
+// CheckList returns an error unless name is one of the dynamic lists or a
+// fed list (fleet, feed-NAME).
 func CheckList(name string) error {
+	if fed(name) && len(name) <= len(compile.FeedPrefix)+16 {
+		return nil
+	}
 	for _, n := range Names {
 		if n == name {
 			return nil
@@ -220,11 +238,18 @@ func (s *Store) List(ctx context.Context, lists ...string) ([]Entry, error) {
 func sortEntries(es []Entry) {
 	rank := map[string]int{}
 	for i, n := range Names {
-		rank[n] = i
+		rank[n] = i + 1
 	}
 	sort.SliceStable(es, func(i, j int) bool {
 		if es[i].List != es[j].List {
-			return rank[es[i].List] < rank[es[j].List]
+			ri, rj := rank[es[i].List], rank[es[j].List]
+			if ri == 0 || rj == 0 { // fed lists after the others, by name
+				if ri != rj {
+					return rj == 0
+				}
+				return es[i].List < es[j].List
+			}
+			return ri < rj
 		}
 		if c := es[i].Prefix.Addr().Compare(es[j].Prefix.Addr()); c != 0 {
 			return c < 0

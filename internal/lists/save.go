@@ -303,7 +303,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// lists are the lists the applied ruleset holds: Names that have a set.
+// lists are the lists the applied ruleset holds: Names that have a set,
+// then the fed lists (fleet, feed-NAME) it has.
 func (s *Store) lists() []string {
 	var out []string
 	for _, n := range Names {
@@ -311,5 +312,15 @@ func (s *Store) lists() []string {
 			out = append(out, n)
 		}
 	}
+	seen := map[string]bool{}
+	for _, set := range s.Sets {
+		if fed(set.List) && !seen[set.List] {
+			seen[set.List] = true
+			out = append(out, set.List)
+		}
+	}
 	return out
 }
+
+// Lists are the lists the applied ruleset holds, in the order shown.
+func (s *Store) Lists() []string { return s.lists() }

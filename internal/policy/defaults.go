@@ -50,6 +50,7 @@ func Default() *Policy {
 			BanTime: Duration{time.Hour}, BanTimeFactor: 2, MaxBanTime: Duration{7 * 24 * time.Hour},
 			IgnoreSelf: true, Inspect: true, Metrics: "127.0.0.1:9765",
 			ResolveEvery: Duration{5 * time.Minute}, SaveEvery: Duration{5 * time.Minute},
+			Poll: Interval{10 * time.Millisecond}, MaxLine: 64 << 10,
 		},
 	}
 }

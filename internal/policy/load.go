@@ -21,10 +21,16 @@ type Error struct {
 	File string
 	Line int
 	Key  string
+	// Flag is the command-line flag that gave the key its value, if one
+	// did: the error then names the flag, not the file.
+	Flag string
 	Msg  string
 }
 
 func (e *Error) Error() string {
+	if e.Flag != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Flag, e.Key, e.Msg)
+	}
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {

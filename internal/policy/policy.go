@@ -42,11 +42,16 @@ type Policy struct {
 	Log        Log         `yaml:"log"`
 	Extra      ExtraAccept `yaml:"accept"`
 	Guard      Guard       `yaml:"guard"`
+	CrowdSec   CrowdSec    `yaml:"crowdsec"`
+	Feeds      []Feed      `yaml:"feeds"`
 
 	// Source is where the policy was read from ("" for the embedded default).
 	Source string `yaml:"-"`
 	// pos maps a key path ("sip.hostnames") to its line in Source.
 	pos map[string]int
+	// flags maps a key path to the command-line flag that set its value
+	// (see SetByFlag).
+	flags map[string]string
 }
 
 // Interfaces names the host's interfaces.
@@ -178,7 +183,8 @@ type ExtraAccept struct {
 // thresholds that turn failures into bans (like fail2ban's jails, with
 // repeat offenders escalated), and the live SIP inspector.
 type Guard struct {
-	// Logs are Asterisk log files to follow (the security channel, messages, full).
+	// Logs are Asterisk log files to follow (the security channel, messages,
+	// full), or "journal:UNIT" for a systemd unit's journal.
 	Logs []string `yaml:"logs"`
 	// AMI is the Asterisk Manager Interface to read security events from.
 	AMI AMI `yaml:"ami"`
@@ -207,7 +213,64 @@ type Guard struct {
 	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.
 	ResolveEvery Duration `yaml:"resolve_every"`
 	SaveEvery    Duration `yaml:"save_every"`
+	// Poll is how often the log files are checked for new lines.
+	Poll Interval `yaml:"poll"`
+	// MaxLine is the longest log line read, in bytes; longer lines are
+	// skipped and counted.
+	MaxLine int `yaml:"max_line"`
 }
+
+// CrowdSec joins a CrowdSec Local API: guard pulls its decisions into the
+// fleet list (bouncer) and, with a machine id, pushes its own bans as
+// alerts (watcher). An empty URL leaves CrowdSec out.
+type CrowdSec struct {
+	// URL is the LAPI, like http://127.0.0.1:8080.
+	URL string `yaml:"url"`
+	// KeyFile holds the bouncer API key (cscli bouncers add), mode 0600.
+	KeyFile string `yaml:"key_file"`
+	// PullEvery is the decision stream's interval (default 2s).
+	PullEvery Interval `yaml:"pull_every"`
+	// MachineID and PasswordFile are the watcher login (cscli machines
+	// add); without them guard only pulls.
+	MachineID    string `yaml:"machine_id"`
+	PasswordFile string `yaml:"password_file"`
+	// CAFile verifies an https LAPI; CertFile and CertKeyFile are an
+	// optional client certificate.
+	CAFile      string `yaml:"ca_file"`
+	CertFile    string `yaml:"cert_file"`
+	CertKeyFile string `yaml:"cert_key_file"`
+	// Scopes (ip, range) and Origins (crowdsec, cscli, CAPI, lists…) filter
+	// the decisions pulled; empty takes all.
+	Scopes  []string `yaml:"scopes"`
+	Origins []string `yaml:"origins"`
+}
+
+// Enabled reports whether the policy joins a LAPI.
+func (c CrowdSec) Enabled() bool { return c.URL != "" }
+
+// Feed is a blocklist fetched on a schedule into a list of its own, whose
+// sources are dropped on every port.
+type Feed struct {
+	// Name names the list (feed-NAME): lower-case letters, digits and
+	// dashes, up to 16.
+	Name string `yaml:"name"`
+	// URL is http(s)://… or a file.
+	URL string `yaml:"url"`
+	// Format is plain (one address or network a line: VoIPBL, FireHOL) or
+	// apiban (APIBan's JSON API).
+	Format string `yaml:"format"`
+	// Every is how often it is fetched (default 1h).
+	Every Interval `yaml:"every"`
+	// Max is the most entries taken (default lists.capacity); a longer
+	// list is refused and the previous one kept.
+	Max int `yaml:"max"`
+	// KeyFile holds APIBan's API key, mode 0600.
+	KeyFile string `yaml:"key_file"`
+}
+
+// JournalPrefix marks a guard.logs entry that names a systemd unit whose
+// journal is followed: "journal:asterisk.service".
+const JournalPrefix = "journal:"
 
 // AMI is an Asterisk Manager Interface account.
 type AMI struct {

@@ -133,6 +133,26 @@ func TestBadPolicies(t *testing.T) {
 		{"guard metrics", minimal + "guard:\n  metrics: everywhere\n", "p.yaml:6: guard.metrics: \"everywhere\" is not an address:port"},
 		{"guard bantimes", minimal + "guard:\n  bantime: 2h\n  max_bantime: 1h\n", "p.yaml:7: guard.max_bantime: 1h is shorter than guard.bantime 2h"},
 		{"guard ami", minimal + "guard:\n  ami: {address: localhost}\n", "guard.ami.address: \"localhost\" is not host:port"},
+		{"guard ami user", minimal + "guard:\n  ami: {address: \"127.0.0.1:5038\"}\n", "p.yaml:6: guard.ami.user: an AMI address (guard.ami.address) needs a user"},
+		{"guard bantime beyond the kernel's", minimal + "guard:\n  bantime: 30d\n  max_bantime: 30d\n", "p.yaml:6: guard.bantime: 720h is out of range (1s to 596h31m23s)"},
+		{"guard bantime factor", minimal + "guard:\n  bantime_factor: 1000000000\n", "p.yaml:6: guard.bantime_factor: 1000000000 is out of range (1 to 100"},
+		{"guard findtime", minimal + "guard:\n  findtime: forever\n", "p.yaml:6: guard.findtime: 0s is out of range (1s to 168h)"},
+		{"guard max_line", minimal + "guard:\n  max_line: -5\n", "p.yaml:6: guard.max_line: -5 is out of range (256 to 1048576 bytes)"},
+		{"guard poll", minimal + "guard:\n  poll: 1h\n", "p.yaml:6: guard.poll: 1h is out of range (1ms to 10s)"},
+		{"guard poll syntax", minimal + "guard:\n  poll: often\n", "p.yaml:6: guard.poll: \"often\" is not a duration"},
+		{"guard journal unit", minimal + "guard:\n  logs: [\"journal:bad unit\"]\n", "p.yaml:6: guard.logs[0]: \"bad unit\" is not a systemd unit name"},
+		{"crowdsec url", minimal + "crowdsec:\n  url: 127.0.0.1:8080\n  key_file: k\n", "p.yaml:6: crowdsec.url: \"127.0.0.1:8080\" is not an http(s) address"},
+		{"crowdsec key", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n", "crowdsec.key_file: the LAPI needs the bouncer's API key"},
+		{"crowdsec watcher", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  machine_id: pbx1\n", "p.yaml:8: crowdsec.machine_id: machine_id and password_file go together"},
+		{"crowdsec scope", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  scopes: [country]\n", "p.yaml:8: crowdsec.scopes[0]: \"country\" is not a scope"},
+		{"crowdsec pull", minimal + "crowdsec:\n  url: http://127.0.0.1:8080\n  key_file: k\n  pull_every: 1ms\n", "crowdsec.pull_every: 1ms is out of range"},
+		{"crowdsec without url", minimal + "crowdsec:\n  key_file: k\n", "crowdsec.url: the crowdsec section needs the LAPI's url"},
+		{"feed name", minimal + "feeds:\n  - {name: VoIPBL, url: http://x/}\n", "p.yaml:6: feeds[0].name: \"VoIPBL\" is not a feed name"},
+		{"feed twice", minimal + "feeds:\n  - {name: a, url: /x}\n  - {name: a, url: /y}\n", "p.yaml:7: feeds[1].name: a names two feeds"},
+		{"feed format", minimal + "feeds:\n  - {name: a, url: /x, format: csv}\n", "feeds[0].format: \"csv\" is not a feed format"},
+		{"feed apiban key", minimal + "feeds:\n  - {name: a, url: https://apiban.org/stable, format: apiban}\n", "feeds[0].key_file: APIBan needs its API key"},
+		{"feed every", minimal + "feeds:\n  - {name: a, url: /x, every: 1s}\n", "feeds[0].every: 1s is out of range"},
+		{"feed url", minimal + "feeds:\n  - {name: a, url: \"ftp://x/list\"}\n", "feeds[0].url: \"ftp://x/list\" is not an http(s) address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.yaml))
@@ -232,5 +252,50 @@ func TestLint(t *testing.T) {
 	v4only, _ := Parse("p.yaml", []byte(minimal+"ipv6: false\n"))
 	if !find(v4only.Lint(HostFacts{IPv6: true}), SevWarning, "ipv6", "every IPv6 port is open") {
 		t.Error("no IPv6 warning")
+	}
+}
+
+// TestGuardSectionFromFlags: values written onto the guard section by
+// command-line flags go through the same checks, and their errors name the
+// flag and the key instead of a line of the file.
+func TestGuardSectionFromFlags(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal+"guard:\n  bantime: 2h\n  max_bantime: 4h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("a loaded policy fails Validate: %v", err)
+	}
+	p.Guard.MaxLine = -5
+	p.SetByFlag("guard.max_line", "--max-line")
+	p.Guard.BanTime.Duration = 5 * time.Hour
+	p.SetByFlag("guard.bantime", "--bantime")
+	err = p.Validate()
+	for _, want := range []string{
+		"--max-line (guard.max_line): -5 is out of range (256 to 1048576 bytes)",
+		"p.yaml:7: guard.max_bantime: 4h is shorter than --bantime 5h",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if got := FlagErrors(err); len(got) != 1 || !strings.Contains(got[0].Error(), "--max-line") {
+		t.Errorf("FlagErrors = %v", got)
+	}
+	if w := p.Where("guard.bantime"); w != "--bantime" {
+		t.Errorf("Where(guard.bantime) = %q", w)
+	}
+	if w := p.Where("guard.max_bantime"); w != "p.yaml:7: guard.max_bantime" {
+		t.Errorf("Where(guard.max_bantime) = %q", w)
+	}
+	// The guard section alone, for a command without a policy file.
+	d := Default()
+	d.Guard.BanTimeFactor = 1000000000
+	d.SetByFlag("guard.bantime_factor", "--bantime-factor")
+	if err := d.ValidateGuard(); err == nil || !strings.Contains(err.Error(), "--bantime-factor (guard.bantime_factor): 1000000000 is out of range") {
+		t.Errorf("ValidateGuard: %v", err)
+	}
+	if err := Default().ValidateGuard(); err != nil {
+		t.Errorf("the defaults fail: %v", err)
 	}
 }

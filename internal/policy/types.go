@@ -153,6 +153,26 @@ func (d Duration) String() string {
 	return s
 }
 
+// Interval is a period of the daemon's own (not a kernel timeout), so it
+// may be shorter than a second: "10ms", "2s".
+type Interval struct {
+	time.Duration
+}
+
+func (d *Interval) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration, found %s", kindName(n))
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 10ms or 1s)", n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Interval) String() string { return d.Duration.String() }
+
 // Seconds returns the duration in whole seconds.
 func (d Duration) Seconds() int { return int(d.Duration / time.Second) }
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/capture"
-	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/replay"
@@ -73,7 +73,7 @@ func BenchmarkEngineLabSIP(b *testing.B) {
 // TestEngineAllocs: evaluating a packet allocates nothing once the tables
 // hold the sources.
 func TestEngineAllocs(t *testing.T) {
-	_, prog := labProgram(t, compile.IPTables)
+	_, prog := labProgram(t, backend.IPTables)
 	pkts, _ := sipPackets(t)
 	eng := engine.New(prog, engine.Options{Outgoing: true})
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -127,7 +127,7 @@ func BenchmarkReplayCapture(b *testing.B) {
 // TestEngineAllocsFragments: reassembling and evaluating the fragmented
 // capture's datagrams allocates nothing in steady state.
 func TestEngineAllocsFragments(t *testing.T) {
-	_, prog := labProgram(t, compile.IPTables)
+	_, prog := labProgram(t, backend.IPTables)
 	f, err := os.Open(fragCapture(t))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -18,7 +19,7 @@ const corpusDir = "../../../shared/corpus/pcap"
 var labLocal = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8:10::10")}
 
 // labProgram compiles examples/lab.yaml for backend b.
-func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Program) {
+func labProgram(t testing.TB, b backend.Name) (*policy.Policy, *engine.Program) {
 	t.Helper()
 	p, err := policy.LoadFile("../../examples/lab.yaml")
 	if err != nil {
@@ -28,7 +29,7 @@ func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Progra
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := engine.Compile(rs, engine.Backend(b))
+	prog, err := engine.Compile(rs, backend.Name(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +37,9 @@ func labProgram(t testing.TB, b compile.Backend) (*policy.Policy, *engine.Progra
 }
 
 // labOptions are the replay options the CLI derives from the lab policy.
-func labOptions(p *policy.Policy, b compile.Backend) replay.Options {
+func labOptions(p *policy.Policy, b backend.Name) replay.Options {
 	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames}
-	if b == compile.NFTables {
+	if b == backend.NFTables {
 		o.Guard = replay.GuardFromPolicy(p)
 	}
 	return o

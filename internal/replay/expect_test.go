@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/replay"
 )
 
-var backends = []compile.Backend{compile.IPTables, compile.NFTables}
+var backends = []backend.Name{backend.IPTables, backend.NFTables}
 
 // TestScannersGetNothing: svmap, svwar, svcrack, sipsak and nmap: no SIP
 // request of the attacker is accepted, with either backend.
@@ -110,9 +110,9 @@ func TestSynFloodSSH(t *testing.T) {
 
 // TestLegitPhonesIPTables: with iptables, the phones' SIP gets through.
 func TestLegitPhonesIPTables(t *testing.T) {
-	p, prog := labProgram(t, compile.IPTables)
+	p, prog := labProgram(t, backend.IPTables)
 	t.Run("udp", func(t *testing.T) {
-		rep := replayFiles(t, prog, labOptions(p, compile.IPTables), "legit-udp.pcap")
+		rep := replayFiles(t, prog, labOptions(p, backend.IPTables), "legit-udp.pcap")
 		s := rep.SourceOf(netip.MustParseAddr("198.51.100.21"))
 		if s == nil || s.Dropped != 0 || s.Accepted != s.Packets || s.SIPAccepted != 4 {
 			t.Fatalf("phone %+v: want every packet accepted", s)
@@ -125,7 +125,7 @@ func TestLegitPhonesIPTables(t *testing.T) {
 		}
 	})
 	t.Run("tcp", func(t *testing.T) {
-		rep := replayFiles(t, prog, labOptions(p, compile.IPTables), "legit-tcp.pcap")
+		rep := replayFiles(t, prog, labOptions(p, backend.IPTables), "legit-tcp.pcap")
 		s := rep.SourceOf(netip.MustParseAddr("198.51.100.22"))
 		if s == nil || s.SIPRequests != 4 || s.SIPAccepted != 4 {
 			t.Fatalf("phone %+v: want every SIP request accepted", s)
@@ -148,10 +148,10 @@ func TestLegitPhonesIPTables(t *testing.T) {
 // first packet, which the kernel has already dropped (nflog is
 // asynchronous); everything after it is accepted.
 func TestLegitPhonesNFTables(t *testing.T) {
-	p, prog := labProgram(t, compile.NFTables)
+	p, prog := labProgram(t, backend.NFTables)
 	for _, c := range []struct{ file, addr string }{{"legit-udp.pcap", "198.51.100.21"}, {"legit-tcp.pcap", "198.51.100.22"}} {
 		t.Run(c.file, func(t *testing.T) {
-			rep := replayFiles(t, prog, labOptions(p, compile.NFTables), c.file)
+			rep := replayFiles(t, prog, labOptions(p, backend.NFTables), c.file)
 			s := rep.SourceOf(netip.MustParseAddr(c.addr))
 			at, ok := s.InList(replay.ListAdmitted)
 			if !ok {

@@ -16,7 +16,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/sipwall/sipwall/internal/compile"
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/netns"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
@@ -276,7 +276,7 @@ func TestFragmentsReport(t *testing.T) {
 	}
 }
 
-func checkFragmentReport(t *testing.T, b compile.Backend, rep *replay.Report) {
+func checkFragmentReport(t *testing.T, b backend.Name, rep *replay.Report) {
 	t.Helper()
 	admitted := func(a netip.Addr) bool {
 		s := rep.SourceOf(a)
@@ -295,7 +295,7 @@ func checkFragmentReport(t *testing.T, b compile.Backend, rep *replay.Report) {
 			t.Errorf("%s: SIP requests dropped after the knock: %+v", a, s)
 		}
 	}
-	if b == compile.IPTables {
+	if b == backend.IPTables {
 		// xt_string's bm searches each fragment alone.
 		for _, a := range []netip.Addr{fragSplit, fragSplit6} {
 			if admitted(a) {
@@ -346,7 +346,7 @@ func TestKernelFragments(t *testing.T) {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
 			differential(t, b, path, func(l *kernelLab, rep *replay.Report) {
-				if b != compile.IPTables {
+				if b != backend.IPTables {
 					return
 				}
 				for _, set := range []string{"sipwall-admitted4", "sipwall-admitted6", "sipwall-scanners4"} {

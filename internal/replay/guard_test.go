@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/policy"
@@ -17,11 +18,11 @@ import (
 // incoming packet's verdict by source, in order.
 func guardReplay(t *testing.T, p *policy.Policy, capture []byte, delay time.Duration) (*replay.Report, map[netip.Addr][]engine.Verdict) {
 	t.Helper()
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.NFTables})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.NFTables})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := engine.Compile(rs, engine.NFTables)
+	prog, err := engine.Compile(rs, backend.NFTables)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/netns/nstest"
@@ -106,11 +107,11 @@ func kernelGuard(t *testing.T, bin, policyText string, capture []byte) *replay.R
 	if err := os.WriteFile(capFile, capture, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.NFTables})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.NFTables})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := engine.Compile(rs, engine.NFTables)
+	prog, err := engine.Compile(rs, backend.NFTables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func kernelGuard(t *testing.T, bin, policyText string, capture []byte) *replay.R
 	}
 
 	l := newKernelLab(t)
-	l.load(t, rs, compile.NFTables)
+	l.load(t, rs, backend.NFTables)
 
 	// sipwall guard, as the service runs it, in the server's namespace.
 	var glog syncLog
@@ -220,7 +221,7 @@ func kernelGuard(t *testing.T, bin, policyText string, capture []byte) *replay.R
 		f.sent = true
 	}
 	time.Sleep(300 * time.Millisecond) // guard's last decisions
-	kRules, _ := l.kernelCounters(t, compile.NFTables)
+	kRules, _ := l.kernelCounters(t, backend.NFTables)
 	kSets := map[string]map[netip.Addr]span{}
 	for _, set := range []string{"admitted4", "scanners4"} {
 		before := time.Now()

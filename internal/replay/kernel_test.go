@@ -22,6 +22,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"golang.org/x/sys/unix"
 
+	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/capture"
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
@@ -245,11 +246,11 @@ func ifaceOf(ns string) (net.HardwareAddr, int, error) {
 
 // load installs the rendered ruleset of backend b, the output guard and the
 // conntrack settings in the server namespace.
-func (l *kernelLab) load(t *testing.T, rs *ir.Ruleset, b compile.Backend) {
+func (l *kernelLab) load(t *testing.T, rs *ir.Ruleset, b backend.Name) {
 	t.Helper()
 	type step struct{ text, tool string }
 	var steps []step
-	if b == compile.IPTables {
+	if b == backend.IPTables {
 		out, err := iptables.Render(rs)
 		if err != nil {
 			t.Fatal(err)
@@ -311,10 +312,10 @@ var iptChain = regexp.MustCompile(`^:(\S+) (\S+) \[(\d+):(\d+)\]`)
 // kernelCounters reads the per-rule counters, keyed "family/table/chain"
 // for iptables and "chain" for nftables, in rule order, and the iptables
 // policy counters by chain (both families added, as the engine counts).
-func (l *kernelLab) kernelCounters(t *testing.T, b compile.Backend) (map[string][]counter, map[string]counter) {
+func (l *kernelLab) kernelCounters(t *testing.T, b backend.Name) (map[string][]counter, map[string]counter) {
 	t.Helper()
 	rules, policies := map[string][]counter{}, map[string]counter{}
-	if b == compile.IPTables {
+	if b == backend.IPTables {
 		for _, f := range []struct{ fam, tool string }{{"ipv4", "iptables-save"}, {"ipv6", "ip6tables-save"}} {
 			table := ""
 			for _, line := range strings.Split(nstest.Run(t, l.srv, f.tool, "-c"), "\n") {
@@ -453,7 +454,7 @@ func TestKernelDifferential(t *testing.T) {
 // differential replays the capture at path into the kernel and the engine
 // and compares their counters; check, when set, is then called with the
 // lab (still loaded) and the report.
-func differential(t *testing.T, b compile.Backend, path string, check func(*kernelLab, *replay.Report)) {
+func differential(t *testing.T, b backend.Name, path string, check func(*kernelLab, *replay.Report)) {
 	name := filepath.Base(path)
 	p, prog := labProgram(t, b)
 	opt := labOptions(p, b)
@@ -552,7 +553,7 @@ func differential(t *testing.T, b compile.Backend, path string, check func(*kern
 	seen := map[string]int{}
 	for _, r := range rep.Rules {
 		key := r.Chain
-		if b == compile.IPTables {
+		if b == backend.IPTables {
 			key = r.Family + "/" + r.Table + "/" + r.Chain
 		}
 		seen[key]++
@@ -574,7 +575,7 @@ func differential(t *testing.T, b compile.Backend, path string, check func(*kern
 		}
 	}
 	for _, pc := range rep.Policies {
-		if b != compile.IPTables {
+		if b != backend.IPTables {
 			break // nftables keeps no policy counters
 		}
 		k := kPolicies[pc.Chain]

@@ -22,6 +22,8 @@ type iptTable struct {
 	policies map[string]string // chain → policy ("-" for user chains)
 	rules    []string          // "-A CHAIN ..." lines
 	counts   [][2]uint64       // their packets and bytes (iptables-save -c)
+	// policyCounts are the base chains' policy counters (iptables-save -c).
+	policyCounts map[string][2]uint64
 }
 
 // parseIPT parses iptables-save output or a rendered rules file.
@@ -41,7 +43,7 @@ func parseIPT(text string) map[string]*iptTable {
 		}
 		switch {
 		case strings.HasPrefix(line, "*"):
-			cur = &iptTable{name: line[1:], policies: map[string]string{}}
+			cur = &iptTable{name: line[1:], policies: map[string]string{}, policyCounts: map[string][2]uint64{}}
 			tables[cur.name] = cur
 		case cur == nil || line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, ":"):
@@ -49,6 +51,13 @@ func parseIPT(text string) map[string]*iptTable {
 			if len(f) >= 2 {
 				cur.order = append(cur.order, f[0])
 				cur.policies[f[0]] = f[1]
+			}
+			if len(f) >= 3 { // ":INPUT DROP [pkts:bytes]"
+				p, b, _ := strings.Cut(strings.Trim(f[2], "[]"), ":")
+				var c [2]uint64
+				c[0], _ = strconv.ParseUint(p, 10, 64)
+				c[1], _ = strconv.ParseUint(b, 10, 64)
+				cur.policyCounts[f[0]] = c
 			}
 		case strings.HasPrefix(line, "-A "):
 			cur.rules = append(cur.rules, line)

@@ -6,6 +6,7 @@ package iptables
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -41,28 +42,40 @@ func (b *Backend) MaxTimeout() time.Duration { return 4294967 * time.Second }
 
 // Sets names the ruleset's sets as render/iptables does: sipwall-NAME4 and
 // sipwall-NAME6, every one a hash:net.
-func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set {
-	var out []backend.Set
-	for _, s := range rs.Sets {
-		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-			if !s.Families.Has(f) || !rs.Families.Has(f) {
-				continue
-			}
-			list := s.List
-			if list == "" {
-				list = s.Name
-			}
-			out = append(out, backend.Set{
-				Name: render.SetName(s.Name, f), List: list, IRName: s.Name, Family: f,
-				Networks: s.Interval, Dynamic: s.Dynamic, Static: s.Static,
-				Timeout: s.Timeout, Size: s.Size,
-			})
-		}
-	}
-	return out
-}
+func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set { return backend.Instances(rs, render.SetName) }
 
 // ForgetFlows implements backend.Backend.
 func (b *Backend) ForgetFlows(_ context.Context, prefixes []netip.Prefix) (int, error) {
 	return conntrack.Delete(b.h.NS, prefixes)
+}
+
+// countRules counts the rules of an iptables-save listing.
+func countRules(save string) int {
+	n := 0
+	for _, t := range parseIPT(save) {
+		n += len(t.rules)
+	}
+	return n
+}
+
+// Claim: rules in iptables-legacy win over everything (nft cannot see
+// them); rules other tools wrote with iptables-nft come after native
+// nftables tables.
+func (b *Backend) Claim(ctx context.Context) backend.Claim {
+	if _, err := b.run.Run(ctx, nil, "iptables-restore", "--version"); err != nil {
+		return backend.Claim{Rank: backend.ClaimMissing, Why: "iptables is not installed"}
+	}
+	if out, err := b.run.Run(ctx, nil, "iptables-legacy-save"); err == nil {
+		if n := countRules(out); n > 0 {
+			return backend.Claim{Rank: backend.ClaimLegacy, Why: fmt.Sprintf("the host's rules are in iptables-legacy (%d rules)", n)}
+		}
+	}
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		if out, err := b.run.Run(ctx, nil, save); err == nil {
+			if n := countRules(out); n > 0 {
+				return backend.Claim{Rank: backend.ClaimCompat, Why: fmt.Sprintf("the host's rules are managed with iptables (%d rules in %s, fail2ban or Docker perhaps)", n, save)}
+			}
+		}
+	}
+	return backend.Claim{Rank: backend.ClaimNone, Why: "no iptables rules"}
 }

@@ -86,6 +86,11 @@ func (b *Backend) carry(sets, old []backend.Set) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("nftables: read the lists: %w", nlError(err))
 	}
+	if sets == nil {
+		// A generation recorded without its sets (an older sipwall's):
+		// its sets are taken to be those the kernel has.
+		sets = old
+	}
 	var keep []backend.Entry
 	for _, e := range entries {
 		if s, err := backend.SetFor(sets, e.List, e.Prefix); err == nil && !s.Static {

@@ -45,26 +45,7 @@ func (b *Backend) MaxTimeout() time.Duration { return 3650 * 24 * time.Hour }
 
 // Sets names the ruleset's sets as render/nft does: NAME4 and NAME6 in
 // table inet sipwall; an interval set holds networks.
-func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set {
-	var out []backend.Set
-	for _, s := range rs.Sets {
-		for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-			if !s.Families.Has(f) || !rs.Families.Has(f) {
-				continue
-			}
-			list := s.List
-			if list == "" {
-				list = s.Name
-			}
-			out = append(out, backend.Set{
-				Name: nft.SetName(s.Name, f), List: list, IRName: s.Name, Family: f,
-				Networks: s.Interval, Dynamic: s.Dynamic, Static: s.Static,
-				Timeout: s.Timeout, Size: s.Size,
-			})
-		}
-	}
-	return out
-}
+func (b *Backend) Sets(rs *ir.Ruleset) []backend.Set { return backend.Instances(rs, nft.SetName) }
 
 // ReadSets returns the shapes of the sets of table inet sipwall, for a
 // state file written before the shapes were recorded. The kernel does not
@@ -85,7 +66,7 @@ func (b *Backend) ReadSets(ctx context.Context) ([]backend.Set, error) {
 			return err
 		}
 		for _, s := range sets {
-			if strings.HasPrefix(s.Name, "rate-") || len(s.Name) < 2 {
+			if s.Anonymous || strings.HasPrefix(s.Name, "rate-") || len(s.Name) < 2 {
 				continue
 			}
 			f := ir.IPv4
@@ -144,18 +125,30 @@ func (b *Backend) Counters(ctx context.Context) ([]backend.Counter, error) {
 			continue
 		}
 		pos[r.Chain]++
+		var c *backend.Counter
 		for _, raw := range r.Expr {
-			var e struct {
-				Counter *struct {
-					Packets uint64 `json:"packets"`
-					Bytes   uint64 `json:"bytes"`
-				} `json:"counter"`
-			}
-			if json.Unmarshal(raw, &e) != nil || e.Counter == nil {
+			var e map[string]json.RawMessage
+			if json.Unmarshal(raw, &e) != nil {
 				continue
 			}
-			cs = append(cs, backend.Counter{Family: ir.Both, Table: nft.Table, Chain: r.Chain, Comment: r.Comment,
-				File: nft.File, Position: pos[r.Chain], Packets: e.Counter.Packets, Bytes: e.Counter.Bytes})
+			if cj, ok := e["counter"]; ok && c == nil {
+				var n struct {
+					Packets uint64 `json:"packets"`
+					Bytes   uint64 `json:"bytes"`
+				}
+				if json.Unmarshal(cj, &n) == nil {
+					c = &backend.Counter{Family: ir.Both, Table: nft.Table, Chain: r.Chain, Comment: r.Comment,
+						File: nft.File, Position: pos[r.Chain], Packets: n.Packets, Bytes: n.Bytes}
+				}
+			}
+			for _, v := range []string{"drop", "accept", "reject", "jump", "goto"} {
+				if _, ok := e[v]; ok && c != nil {
+					c.Verdict = strings.Replace(v, "goto", "jump", 1)
+				}
+			}
+		}
+		if c != nil {
+			cs = append(cs, *c)
 		}
 	}
 	return cs, nil
@@ -366,4 +359,24 @@ func resolve(entries, have []backend.Entry) (keep, drop []backend.Entry, exact m
 		}
 	}
 	return keep, drop, exact, warnings
+}
+
+// compatTables are the tables iptables-nft creates in nftables.
+var compatTables = map[string]bool{"filter": true, "raw": true, "nat": true, "mangle": true, "security": true}
+
+// Claim: a native nftables table (not one of iptables-nft's) claims the
+// host; without rules anywhere nftables is the default.
+func (b *Backend) Claim(ctx context.Context) backend.Claim {
+	if _, err := b.run.Run(ctx, nil, "nft", "--version"); err != nil {
+		return backend.Claim{Rank: backend.ClaimMissing, Why: "nft is not installed"}
+	}
+	if out, err := b.run.Run(ctx, nil, "nft", "list", "tables"); err == nil {
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line) // "table inet foo"
+			if len(f) == 3 && f[0] == "table" && !((f[1] == "ip" || f[1] == "ip6") && compatTables[f[2]]) {
+				return backend.Claim{Rank: backend.ClaimNative, Why: fmt.Sprintf("the host uses native nftables (table %s %s)", f[1], f[2])}
+			}
+		}
+	}
+	return backend.Claim{Rank: backend.ClaimDefault, Why: "no firewall rules found; nftables is the modern default"}
 }

@@ -33,7 +33,7 @@ func labPolicy(t *testing.T) *policy.Policy {
 
 // loadRuleset loads the lab ruleset's sets into ns and returns a Banner
 // writing through the backend's set store.
-func loadRuleset(t *testing.T, ns string, name compile.Backend) Store {
+func loadRuleset(t *testing.T, ns string, name backend.Name) Store {
 	t.Helper()
 	rs, err := compile.Compile(labPolicy(t), compile.Options{Backend: name})
 	if err != nil {
@@ -41,7 +41,7 @@ func loadRuleset(t *testing.T, ns string, name compile.Backend) Store {
 	}
 	ctx := context.Background()
 	h := backend.Host{NS: ns}
-	if name == compile.NFTables {
+	if name == backend.NFTables {
 		script, err := nft.Render(rs)
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +66,7 @@ func loadRuleset(t *testing.T, ns string, name compile.Backend) Store {
 func TestNFTSets(t *testing.T) {
 	nstest.RequireRoot(t, "nft")
 	ns := nstest.New(t, "bannft")
-	b := loadRuleset(t, ns, compile.NFTables)
+	b := loadRuleset(t, ns, backend.NFTables)
 	ctx := context.Background()
 	v4, v6 := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8:20::7")
 	steps := []struct {
@@ -144,7 +144,7 @@ func TestNFTSets(t *testing.T) {
 func TestIPSets(t *testing.T) {
 	nstest.RequireRoot(t, "ipset")
 	ns := nstest.New(t, "banipset")
-	b := loadRuleset(t, ns, compile.IPTables)
+	b := loadRuleset(t, ns, backend.IPTables)
 	ctx := context.Background()
 	a := netip.MustParseAddr("203.0.113.9")
 	if err := b.Add(ctx, compile.SetBanned, a, 2*time.Hour); err != nil {

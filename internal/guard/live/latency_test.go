@@ -55,7 +55,7 @@ func TestBanLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := compile.Compile(p, compile.Options{Backend: compile.NFTables})
+	rs, err := compile.Compile(p, compile.Options{Backend: backend.NFTables})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
 	"github.com/sipwall/sipwall/internal/packet"
+	"github.com/sipwall/sipwall/internal/policy"
 )
 
 // Ban reasons, as in the bans_total metric and the log.
@@ -61,6 +62,8 @@ type Config struct {
 	StateDir string
 	// Poll is how often the files are checked for new lines (default 10 ms).
 	Poll time.Duration
+	// MaxLine is the longest line read (follow.DefaultMaxLine if <= 0).
+	MaxLine int
 	// A Logs entry "journal:UNIT" follows that systemd unit's journal
 	// through Journalctl (default "journalctl" from PATH), a child process
 	// started again with backoff when it exits; the cursor is kept in
@@ -101,6 +104,26 @@ type Config struct {
 	Metrics *Metrics
 	Health  *Health
 	Log     *slog.Logger
+
+	// OnBan, when set, is told of every ban guard makes (after it is in
+	// the kernel): the CrowdSec watcher pushes them to the fleet. It must
+	// not block.
+	OnBan func(Ban)
+}
+
+// Ban is a ban guard made, as OnBan hears of it.
+type Ban struct {
+	// Kind is auth (failures in the PBX's log or AMI) or scanner (a
+	// signature the inspector saw).
+	Kind string
+	Addr netip.Addr
+	For  time.Duration
+	// Failures and LastEvent are the jail's count and the last failure's
+	// event (auth); Signature is what the scanner carried (scanner).
+	Failures  int
+	LastEvent string
+	Signature string
+	At        time.Time
 }
 
 // Guard is a running daemon.
@@ -217,7 +240,7 @@ func (g *Guard) Run(parent context.Context) error {
 
 // follow delivers the failures of one log file.
 func (g *Guard) follow(ctx context.Context, path string) error {
-	opts := follow.Options{FromEnd: true}
+	opts := follow.Options{FromEnd: true, MaxLine: g.cfg.MaxLine}
 	if g.cfg.StateDir != "" {
 		if err := os.MkdirAll(g.cfg.StateDir, 0o750); err != nil {
 			return err
@@ -234,11 +257,21 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 		fl.Close()
 	}()
 	input := "log " + path
-	g.h.Set(input, "")
+	// A file that does not exist yet keeps its problem (set at start)
+	// until its first line arrives.
+	_, statErr := os.Stat(path)
+	waiting := statErr != nil
+	if !waiting {
+		g.h.Set(input, "")
+	}
 	g.m.Up.WithLabelValues(input).Set(1)
 	defer g.m.Up.WithLabelValues(input).Set(0)
 	err = fl.Run(ctx, g.cfg.Poll, func(line []byte) {
 		read := time.Now()
+		if waiting {
+			waiting = false
+			g.h.Set(input, "")
+		}
 		ev, res, _ := events.ClassifyIn(line, time.Local)
 		switch res {
 		case events.Matched:
@@ -255,7 +288,7 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 
 // JournalPrefix marks a Logs entry naming a systemd unit whose journal is
 // followed: "journal:asterisk.service".
-const JournalPrefix = "journal:"
+const JournalPrefix = policy.JournalPrefix
 
 // journal delivers the failures in one unit's journal entries. journalctl
 // exiting is not fatal: it is started again with backoff, and the input is
@@ -369,6 +402,9 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 	} else {
 		g.log.Info("banned", attrs...)
 	}
+	if g.cfg.OnBan != nil {
+		g.cfg.OnBan(Ban{Kind: "auth", Addr: ev.Addr, For: d.Duration, Failures: d.Failures, LastEvent: ev.Kind.String(), At: read})
+	}
 	g.forget(ctx, ev.Addr)
 }
 
@@ -464,6 +500,9 @@ func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 		}
 		g.m.Bans.WithLabelValues(reasonScanner).Inc()
 		g.log.Info("banned a SIP scanner", "addr", r.Src.String(), "signature", r.Match)
+		if g.cfg.OnBan != nil {
+			g.cfg.OnBan(Ban{Kind: "scanner", Addr: r.Src, For: g.cfg.ScannerBanFor, Signature: r.Match, At: now})
+		}
 		g.forget(ctx, r.Src)
 	}
 }

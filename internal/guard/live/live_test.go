@@ -207,3 +207,39 @@ func TestNothingToWatch(t *testing.T) {
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// TestMissingLogStaysUnhealthyUntilItWrites: a log file that does not
+// exist yet keeps the problem it was given at start in /healthz; once
+// Asterisk creates it, it is read from its first line, the problem clears
+// and its failures ban.
+func TestMissingLogStaysUnhealthyUntilItWrites(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "security")
+	h := &Health{}
+	h.Set("log "+log, "does not exist (followed once it appears)")
+	fb := &ban.Fake{}
+	g, err := New(Config{
+		Logs: []string{log}, StateDir: filepath.Join(dir, "state"), Poll: time.Millisecond,
+		Jail:   jail.Config{MaxRetry: 2, FindTime: time.Minute, BanTime: time.Hour},
+		Banner: fb, Health: h,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	if bad := h.Check(); len(bad) != 1 || !strings.Contains(bad[0], "does not exist") {
+		t.Errorf("health while the file is missing: %v", bad)
+	}
+	appendLines(t, log, failLine("203.0.113.7", 0), failLine("203.0.113.7", 1))
+	waitFor(t, "the ban", func() bool { return strings.Contains(fb.String(), "203.0.113.7") })
+	if bad := h.Check(); len(bad) != 0 {
+		t.Errorf("health after the file's first lines: %v", bad)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
