@@ -37,9 +37,10 @@ func runCheck(e *env) int {
 		return exitUsage
 	}
 	findings = append(findings, pbxFindings...)
-	// Both renderings must succeed; their notes say what is enforced where.
+	// Every backend's rendering must succeed; their notes say what is
+	// enforced where.
 	notes := map[string][]string{}
-	for _, b := range []backend.Name{backend.IPTables, backend.NFTables} {
+	for _, b := range backend.Registered() {
 		rs, err := compilePolicy(e.ctx, p, b, "sipwall")
 		if err == nil {
 			_, err = render.Files(rs, b)
@@ -77,9 +78,9 @@ func runCheck(e *env) int {
 		for _, f := range findings {
 			fmt.Fprintln(e.stdout, f)
 		}
-		for _, b := range []string{string(backend.IPTables), string(backend.NFTables)} {
+		for _, b := range backend.Registered() {
 			fmt.Fprintf(e.stdout, "\nwith --backend %s:\n", b)
-			for _, n := range notes[b] {
+			for _, n := range notes[string(b)] {
 				fmt.Fprintf(e.stdout, "  - %s\n", n)
 			}
 		}

@@ -58,6 +58,7 @@ var commands = map[string]command{
 	"restore":  {"put saved lists back (--boot: load the ruleset first)", runRestore},
 	"stats":    {"the ruleset's counters, explained", runStats},
 	"replay":   {"evaluate the compiled ruleset on captured traffic", runReplay},
+	"crowdsec": {"the CrowdSec LAPI and feeds guard shares bans with (status)", runCrowdSec},
 }
 
 // Main runs sipwall with args (without the program name) and returns the exit status.

@@ -99,7 +99,11 @@ feeds:
 		}
 		return string(out)
 	}
-	sip("apply", "-c", pol, "--backend", be, "--confirm", "0")
+	applyArgs := []string{"apply", "-c", pol, "--backend", be, "--confirm", "0"}
+	if be == "nftables" {
+		applyArgs = append(applyArgs, "--without-guard") // started below
+	}
+	sip(applyArgs...)
 
 	// A service on 8080 (accept.tcp) listens on the server: what the
 	// fleet's bans cut is tested by connecting to it (not to SSH: a source
@@ -239,6 +243,33 @@ feeds:
 			}
 		}
 		return false
+	})
+	// crowdsec status: the LAPI reachable with the key, what guard's
+	// bouncer, watcher and feed did (written every 5 s).
+	waitUntil(t, 15*time.Second, "crowdsec status", func() bool {
+		alive()
+		cmd := exec.Command("ip", "netns", "exec", srv, bin, "crowdsec", "status", "-c", pol, "--state-dir", state, "--json")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			return false
+		}
+		var st struct {
+			LAPI struct {
+				Reachable bool `json:"reachable"`
+			} `json:"lapi"`
+			Guard bool `json:"guard_running"`
+			Fleet struct {
+				Bouncer struct{ Enforced int }  `json:"bouncer"`
+				Watcher struct{ Pushed int }    `json:"watcher"`
+				Feeds   []struct{ Entries int } `json:"feeds"`
+			} `json:"fleet"`
+		}
+		if json.Unmarshal(out, &st) != nil {
+			return false
+		}
+		return st.LAPI.Reachable && st.Guard && st.Fleet.Bouncer.Enforced >= 2 && st.Fleet.Watcher.Pushed >= 1 &&
+			len(st.Fleet.Feeds) == 1 && st.Fleet.Feeds[0].Entries == 1
 	})
 	// Its own ban pulled back is harmless: it stays banned, once.
 	out := sip("lists", "--json")

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sipwall/sipwall/internal/htmlreport"
+	"github.com/sipwall/sipwall/internal/lists"
 	"github.com/sipwall/sipwall/internal/replay"
 )
 
@@ -27,6 +29,15 @@ func writeReplayHTML(path string, rep *replay.Report, tl *htmlreport.Timeline, c
 	}
 	var b bytes.Buffer
 	if err := htmlreport.Replay(&b, rep, series); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b.Bytes())
+}
+
+// writeStatsHTML renders the live counters to path.
+func writeStatsHTML(path string, st *lists.Stats) error {
+	var b bytes.Buffer
+	if err := htmlreport.Stats(&b, st, time.Now()); err != nil {
 		return err
 	}
 	return writeFileAtomic(path, b.Bytes())

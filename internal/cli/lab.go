@@ -1,19 +1,22 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 
 	sw "github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/htmlreport"
 	netlab "github.com/sipwall/sipwall/internal/lab"
 )
 
 func runLab(e *env) int {
-	fs := newFlags(e, "lab", "[-c FILE] [--backend iptables|nftables] [--json] [--keep]")
+	fs := newFlags(e, "lab", "[-c FILE] [--backend iptables|nftables] [--json] [--html FILE] [--keep]")
 	file := fs.String("c", "", "policy `file` (default: the lab's built-in policy)")
 	backend := fs.String("backend", "iptables", "iptables or nftables")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	htmlOut := fs.String("html", "", "also write the report as one self-contained HTML `file` (the three runs side by side, with a chart)")
 	keep := fs.Bool("keep", false, "keep the lab's namespaces and servers up after the run, until Ctrl-C")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
@@ -40,6 +43,17 @@ func runLab(e *env) int {
 			return exitUsage
 		}
 		return exitFailure
+	}
+	if *htmlOut != "" {
+		var b bytes.Buffer
+		err := htmlreport.Lab(&b, rep)
+		if err == nil {
+			err = writeFileAtomic(*htmlOut, b.Bytes())
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall lab: --html: %v\n", err)
+			return exitFailure
+		}
 	}
 	if *asJSON {
 		rep.WriteJSON(e.stdout)

@@ -430,9 +430,10 @@ func reinstall(e *env, stateDir string) error {
 }
 
 func runStats(e *env) int {
-	fs := newFlags(e, "stats", "[--json]")
+	fs := newFlags(e, "stats", "[--json] [--html FILE]")
 	stateDir := stateDirFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	htmlOut := fs.String("html", "", "also write the counters as one self-contained HTML `file`")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
@@ -448,6 +449,12 @@ func runStats(e *env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall stats: %v\n", err)
 		return exitFailure
+	}
+	if *htmlOut != "" {
+		if err := writeStatsHTML(*htmlOut, st); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall stats: --html: %v\n", err)
+			return exitFailure
+		}
 	}
 	if *asJSON {
 		printJSON(e.stdout, st)

@@ -205,6 +205,29 @@ type Watcher struct {
 
 	once sync.Once
 	q    chan Report
+
+	mu      sync.Mutex
+	pushed  int
+	pending int
+	lastErr error
+}
+
+// WatcherStatus is what `sipwall crowdsec status` shows of the watcher.
+type WatcherStatus struct {
+	Pushed  int    `json:"pushed"`
+	Pending int    `json:"pending"`
+	LastErr string `json:"last_error,omitempty"`
+}
+
+// Status reports the watcher's state.
+func (w *Watcher) Status() WatcherStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := WatcherStatus{Pushed: w.pushed, Pending: w.pending}
+	if w.lastErr != nil {
+		s.LastErr = w.lastErr.Error()
+	}
+	return s
 }
 
 const watcherQueue = 10000
@@ -256,6 +279,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		n := min(len(pending), 100)
 		err := w.Client.Push(ctx, pending[:n])
+		w.mu.Lock()
+		w.lastErr = err
+		if err == nil {
+			w.pushed += n
+		}
+		w.pending = len(pending)
+		if err == nil {
+			w.pending -= n
+		}
+		w.mu.Unlock()
 		if err != nil {
 			if w.Metrics != nil {
 				w.Metrics.Pushed.WithLabelValues("error").Add(float64(n))

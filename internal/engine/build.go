@@ -115,6 +115,7 @@ type Program struct {
 	// ustrs are the distinct string matchers, in the order of their bits
 	// in StringMatches (64 at most).
 	ustrs []*strMatcher
+	multi *multiMatcher // ustrs in one search, for StringMatches
 }
 
 type setSpec struct {
@@ -154,6 +155,9 @@ func (p *Program) HasStrings() bool { return len(p.ustrs) > 0 }
 // the results as bits, for Input.Strings. It has no side effects and may
 // run concurrently with the engine.
 func (p *Program) StringMatches(pkt *packet.Packet) uint64 {
+	if p.multi != nil {
+		return p.multi.matches(pkt.Network)
+	}
 	var m uint64
 	for i, s := range p.ustrs {
 		if s.match(pkt.Network) {
@@ -203,6 +207,7 @@ func Build(rs *ir.Ruleset, l *ir.Listing, b backend.Name) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	p.multi = newMultiMatcher(p.ustrs)
 	return p, nil
 }
 

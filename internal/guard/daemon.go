@@ -200,6 +200,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if store != nil {
 		cfg.Lists = listStore{store}
 		cfg.SavePath = lists.DefaultFile(s.StateDir)
+		cfg.Allowed = func(ctx context.Context, a netip.Addr) bool {
+			es, err := store.List(ctx, compile.SetAllowed)
+			if err != nil {
+				log.Warn("reading the allowed list", "err", err)
+				return false
+			}
+			for _, e := range es {
+				if e.Prefix.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	if s.AMI != nil {
 		cfg.AMI = []ami.Config{*s.AMI}
@@ -219,7 +232,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if kw.store == nil {
 			return fmt.Errorf("crowdsec and feeds need the %s backend's set store", s.Backend)
 		}
-		_, cfg.OnBan = startFleet(fleetCtx, s.Fleet, kw.store, kw.maxTimeout, neverFromOutside(s.Jail.NeverBan), cfg.Metrics.Registry, log, &fleetWG)
+		d.fleet, cfg.OnBan = startFleet(fleetCtx, s.Fleet, kw.store, kw.maxTimeout, neverFromOutside(s.Jail.NeverBan), cfg.Metrics.Registry, log, &fleetWG)
+		fleetWG.Add(1)
+		go func() {
+			defer fleetWG.Done()
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-fleetCtx.Done():
+					return
+				case <-t.C:
+					d.writeStatus(s, problems, true)
+				}
+			}
+		}()
 	}
 	g, err := live.New(cfg)
 	if err != nil {
@@ -256,7 +283,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 // writeStatus records guard's state in the state directory; a failure is
 // logged, never fatal.
 func (d *Daemon) writeStatus(s Settings, problems []SourceStatus, running bool) {
-	st := Status{PID: os.Getpid(), Backend: string(s.Backend), Logs: s.Logs, Problems: problems, Running: running, At: time.Now().UTC()}
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	if d.started.IsZero() || !running {
+		d.started = time.Now().UTC()
+	}
+	st := Status{PID: os.Getpid(), Backend: string(s.Backend), Logs: s.Logs, Problems: problems, Running: running, At: d.started, Fleet: d.fleet.status()}
 	if s.AMI != nil {
 		st.AMI = s.AMI.Addr
 	}

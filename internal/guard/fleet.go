@@ -44,9 +44,9 @@ func policyFile(p *policy.Policy, key, file string) string {
 	return file
 }
 
-// fleetFromPolicy reads the crowdsec and feeds sections, secrets
+// FleetFromPolicy reads the crowdsec and feeds sections, secrets
 // included; nil when the policy has neither.
-func fleetFromPolicy(p *policy.Policy) (*Fleet, error) {
+func FleetFromPolicy(p *policy.Policy) (*Fleet, error) {
 	c := p.CrowdSec
 	if !c.Enabled() && len(p.Feeds) == 0 {
 		return nil, nil
@@ -212,9 +212,30 @@ func procAddr(s string) (netip.Addr, uint16, bool) {
 
 // fleetRun is the fleet's running part.
 type fleetRun struct {
+	lapi    string
 	bouncer *crowdsec.Bouncer
 	watcher *crowdsec.Watcher
 	feeds   *feeds.Runner
+}
+
+// status is the fleet's state for guard's status file.
+func (r *fleetRun) status() *FleetStatus {
+	if r == nil {
+		return nil
+	}
+	st := &FleetStatus{Updated: time.Now().UTC(), LAPI: r.lapi}
+	if r.bouncer != nil {
+		b := r.bouncer.Status()
+		st.Bouncer = &b
+	}
+	if r.watcher != nil {
+		w := r.watcher.Status()
+		st.Watcher = &w
+	}
+	if r.feeds != nil {
+		st.Feeds = r.feeds.States()
+	}
+	return st
 }
 
 // startFleet starts the bouncer, the watcher and the feeds on store; the
@@ -222,6 +243,9 @@ type fleetRun struct {
 func startFleet(ctx context.Context, f *Fleet, store backend.SetStore, maxTimeout time.Duration, never []netip.Prefix, reg prometheus.Registerer, log *slog.Logger, wg *sync.WaitGroup) (*fleetRun, func(live.Ban)) {
 	pr := &protector{never: never, sshPorts: f.SSHPorts}
 	run := &fleetRun{}
+	if f.CrowdSec != nil {
+		run.lapi = f.CrowdSec.URL
+	}
 	var onBan func(live.Ban)
 	if f.CrowdSec != nil {
 		client, _ := crowdsec.NewClient(*f.CrowdSec) // checked by Setup

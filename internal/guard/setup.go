@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/backend"
@@ -77,6 +78,10 @@ type Daemon struct {
 	Settings Settings
 	policy   *policy.Policy
 	log      *slog.Logger
+
+	fleet    *fleetRun
+	statusMu sync.Mutex
+	started  time.Time
 }
 
 // JailConfig returns the thresholds and never-banned sources of the
@@ -153,7 +158,7 @@ func Setup(p *policy.Policy, env Env) (*Daemon, error) {
 		}
 		s.AMI = &ami.Config{Addr: g.AMI.Address, Username: g.AMI.User, Secret: secret}
 	}
-	fleet, err := fleetFromPolicy(p)
+	fleet, err := FleetFromPolicy(p)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sipwall/sipwall/internal/crowdsec"
+	"github.com/sipwall/sipwall/internal/feeds"
 )
 
 // StatusFile is guard's status in the state directory, read by
@@ -29,6 +32,18 @@ type Status struct {
 	AMI     string    `json:"ami,omitempty"`
 	// Problems are the inputs that could not be read at start.
 	Problems []SourceStatus `json:"problems,omitempty"`
+	// Fleet is the CrowdSec bouncer's, the watcher's and the feeds' state,
+	// written every few seconds while guard runs them.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the state of guard's fleet part.
+type FleetStatus struct {
+	Updated time.Time               `json:"updated"`
+	LAPI    string                  `json:"lapi,omitempty"`
+	Bouncer *crowdsec.Status        `json:"bouncer,omitempty"`
+	Watcher *crowdsec.WatcherStatus `json:"watcher,omitempty"`
+	Feeds   []feeds.State           `json:"feeds,omitempty"`
 }
 
 // WriteStatus writes st into dir (atomically).

@@ -311,15 +311,28 @@ func (st *store) Replace(ctx context.Context, list string, entries []backend.Ent
 
 // bySet groups entries by the set that holds them, sets in name order.
 func bySet(sets []backend.Set, entries []backend.Entry) ([]backend.Set, map[string][]backend.Entry) {
+	type kind struct {
+		list   string
+		fam    ir.Family
+		single bool
+	}
+	route := map[kind]*backend.Set{}
 	m := map[string][]backend.Entry{}
 	var order []backend.Set
 	for _, e := range entries {
-		s, err := backend.SetFor(sets, e.List, e.Prefix)
-		if err != nil {
-			continue // refused by route before
+		k := kind{e.List, backend.FamilyOf(e.Prefix), e.Prefix.IsSingleIP()}
+		s, ok := route[k]
+		if !ok {
+			if found, err := backend.SetFor(sets, e.List, e.Prefix); err == nil {
+				s = &found
+			}
+			route[k] = s // nil: refused by route before
+		}
+		if s == nil {
+			continue
 		}
 		if m[s.Name] == nil {
-			order = append(order, s)
+			order = append(order, *s)
 		}
 		m[s.Name] = append(m[s.Name], e)
 	}

@@ -88,6 +88,12 @@ type Config struct {
 	// (in the background: the ban itself is already effective).
 	ForgetFlows func(ctx context.Context, a netip.Addr) error
 
+	// Allowed, when set, reports whether an address is in the allowed
+	// list (sipwall allow): asked when the jail would ban it, such a
+	// source is never banned, like a trusted one (the ruleset passes it
+	// before every signature and limit too).
+	Allowed func(ctx context.Context, a netip.Addr) bool
+
 	// Hosts are the policy's trusted.hosts names, re-resolved every
 	// ResolveEvery (default 5 min) into the allowed list for three
 	// periods, and never banned.
@@ -383,6 +389,10 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 		g.log.Debug("failure from a never-banned address", "addr", ev.Addr, "why", d.Reason, "event", ev.Kind.String())
 		return
 	case jail.Counted, jail.AlreadyBanned:
+		return
+	}
+	if g.cfg.Allowed != nil && g.cfg.Allowed(ctx, ev.Addr.Unmap()) {
+		g.log.Warn("failures from a source in the allowed list: not banned", "addr", ev.Addr.String(), "failures", d.Failures, "last_event", ev.Kind.String(), "input", input)
 		return
 	}
 	reason := reasonFailures

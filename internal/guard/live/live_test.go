@@ -243,3 +243,47 @@ func TestMissingLogStaysUnhealthyUntilItWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAllowedNeverBanned: a source in the allowed list (sipwall allow) is not
+// banned for authentication failures; another source is.
+func TestAllowedNeverBanned(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "security")
+	appendLines(t, log)
+	fb := &ban.Fake{}
+	allowed := netip.MustParsePrefix("198.51.100.0/24")
+	asked := 0
+	g, err := New(Config{
+		Logs: []string{log}, StateDir: filepath.Join(dir, "state"),
+		Jail:   jail.Config{MaxRetry: 3, FindTime: time.Minute, BanTime: time.Hour},
+		Banner: fb, Metrics: NewMetrics(),
+		Allowed: func(_ context.Context, a netip.Addr) bool {
+			asked++
+			return allowed.Contains(a)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	time.Sleep(30 * time.Millisecond) // the follower has opened the file at its end
+	var lines []string
+	for i := 0; i < 5; i++ {
+		lines = append(lines, failLine("198.51.100.21", i), failLine("203.0.113.5", i))
+	}
+	appendLines(t, log, lines...)
+	waitFor(t, "ban", func() bool { return fb.Has(compile.SetBanned, netip.MustParseAddr("203.0.113.5")) })
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fb.Has(compile.SetBanned, netip.MustParseAddr("198.51.100.21")) {
+		t.Error("a source in the allowed list was banned")
+	}
+	if asked == 0 {
+		t.Error("the allowed list was never asked")
+	}
+}
