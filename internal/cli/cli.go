@@ -17,6 +17,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // the command ran and found a problem (or failed at run time)
 	exitUsage   = 2 // bad input: flags, arguments, policy file
+	// exitInterrupted: stopped by SIGINT or SIGTERM before it finished
+	// (128 + SIGINT, as shells report it).
+	exitInterrupted = 130
 )
 
 // env is what a subcommand may touch: its arguments and standard streams.
@@ -79,7 +82,35 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		usage(stderr)
 		return exitUsage
 	}
-	return cmd.run(&env{ctx: ctx, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+	code := cmd.run(&env{ctx: ctx, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+	if code != exitOK && ctx.Err() != nil {
+		fmt.Fprintf(stderr, "sipwall %s: interrupted\n", args[0])
+		return exitInterrupted
+	}
+	return code
+}
+
+// pure runs f, a computation that changes nothing outside itself (parsing,
+// linting, compiling, rendering), and returns its result, or ctx's error as
+// soon as ctx is done: the command stops when told however long f would
+// take, and f's result is dropped.
+func pure[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 func usage(w io.Writer) {

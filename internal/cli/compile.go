@@ -41,7 +41,10 @@ func runCompile(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitUsage
 	}
-	files, err := render.Files(rs, name)
+	files, err := pure(e.ctx, func() (map[string]string, error) { return render.Files(rs, name) })
+	if e.ctx.Err() != nil {
+		return exitFailure // interrupted: nothing written
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitFailure

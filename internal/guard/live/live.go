@@ -367,6 +367,14 @@ func (g *Guard) ami(ctx context.Context, cfg ami.Config) error {
 	return err
 }
 
+// grouped reports whether the jail decided d for a network holding a (a
+// source counted per guard.ipv6_prefix) rather than for a alone. The
+// banner takes addresses, so such a network is banned address by address,
+// each one as it shows up.
+func (g *Guard) grouped(a netip.Addr, d jail.Decision) bool {
+	return d.Prefix.IsValid() && d.Prefix.Bits() < a.Unmap().BitLen()
+}
+
 // failure runs one attributed failure through the jail and bans.
 func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read time.Time) {
 	g.m.Events.WithLabelValues(ev.Kind.String(), input).Inc()
@@ -388,7 +396,20 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 	case jail.Ignored:
 		g.log.Debug("failure from a never-banned address", "addr", ev.Addr, "why", d.Reason, "event", ev.Kind.String())
 		return
-	case jail.Counted, jail.AlreadyBanned:
+	case jail.Counted:
+		return
+	case jail.AlreadyBanned:
+		// A network source (guard.ipv6_prefix) whose ban the banner holds
+		// address by address: this address of it is banned for the rest
+		// of the network's ban.
+		if g.grouped(ev.Addr, d) {
+			if left := d.Until.Sub(read); left >= time.Second {
+				if err := g.cfg.Banner.Add(ctx, compile.SetBanned, ev.Addr, left.Truncate(time.Second)); err != nil {
+					g.m.Errors.WithLabelValues("ban").Inc()
+					g.log.Error("ban failed", "addr", ev.Addr, "err", err)
+				}
+			}
+		}
 		return
 	}
 	if g.cfg.Allowed != nil && g.cfg.Allowed(ctx, ev.Addr.Unmap()) {
