@@ -432,6 +432,13 @@ func (j *Jail) Prune(now time.Time) int {
 	return j.expire(stamp(now), -1)
 }
 
+// PruneAtMost is Prune forgetting at most n sources of each list, for a
+// caller that holds a lock and lets others in between rounds. It returns
+// how many were forgotten; fewer than n means none is left to forget.
+func (j *Jail) PruneAtMost(now time.Time, n int) int {
+	return j.expire(stamp(now), max(n, 1))
+}
+
 // expire forgets idle sources at the heads of the lists, at most limit from
 // each (all if negative): called with a small limit on every failure it
 // keeps the work per failure O(1) while freeing at least as fast as

@@ -646,8 +646,17 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			// The jail's idle sources in rounds, so that a million bans
+			// ending together never hold up a failure being decided.
+			for {
+				g.mu.Lock()
+				n := g.jail.PruneAtMost(now, 4096)
+				g.mu.Unlock()
+				if n < 4096 || ctx.Err() != nil {
+					break
+				}
+			}
 			g.mu.Lock()
-			g.jail.Prune(now)
 			g.recent.Prune(now)
 			for a, at := range g.admitted {
 				if now.Sub(at) > 7*24*time.Hour {
