@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sipwall/sipwall/internal/ir"
@@ -171,4 +173,44 @@ func Instances(rs *ir.Ruleset, name func(irName string, f ir.Family) string) []S
 		}
 	}
 	return out
+}
+
+// stampMark starts the time an entry was made, at the end of its comment
+// (" @1764574500"): neither nftables elements nor ipset entries keep the
+// time they were added, so sipwall writes it with the comment, and save
+// and restore carry it along.
+const stampMark = "@"
+
+// StampComment appends t, the time the entry is made, to comment.
+func StampComment(comment string, t time.Time) string {
+	comment, _ = SplitStamp(comment)
+	s := stampMark + strconv.FormatInt(t.Unix(), 10)
+	if comment == "" {
+		return s
+	}
+	return comment + " " + s
+}
+
+// SplitStamp returns comment without the time StampComment appended, and
+// that time (zero when there is none).
+func SplitStamp(comment string) (string, time.Time) {
+	i := strings.LastIndex(comment, stampMark)
+	if i < 0 || (i > 0 && comment[i-1] != ' ') {
+		return comment, time.Time{}
+	}
+	digits := comment[i+len(stampMark):]
+	if len(digits) < 9 || len(digits) > 11 {
+		return comment, time.Time{}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 {
+		return comment, time.Time{}
+	}
+	return strings.TrimSuffix(comment[:i], " "), time.Unix(n, 0).UTC()
+}
+
+// Outlives reports whether entry a, as read, stays listed longer than b,
+// as written (Remaining 0: for ever).
+func Outlives(a, b Entry) bool {
+	return b.Remaining > 0 && (a.Remaining == 0 || a.Remaining > b.Remaining)
 }

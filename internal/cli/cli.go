@@ -54,6 +54,7 @@ var commands = map[string]command{
 	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
 	"lab":      {"run real scanners and phones against a real SIP server, with and without sipwall", runLab},
 	"lists":    {"show the lists (banned, scanners, trapped, admitted, allowed)", runLists},
+	"why":      {"why an address is listed: since when, until when, by whom, the rule, how to lift it", runWhy},
 	"ban":      {"ban addresses or networks from every port (and end their flows)", runBan},
 	"unban":    {"take addresses out of the banned, scanners and trapped lists", runUnban},
 	"allow":    {"admit addresses to SIP without the knock (--remove to undo)", runAllow},

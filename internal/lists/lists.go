@@ -235,6 +235,16 @@ func (s *Store) List(ctx context.Context, lists ...string) ([]Entry, error) {
 	return es, nil
 }
 
+// Entries returns the entries of the given lists (every list when none)
+// as List does, their comments without the time sipwall writes with them.
+func (s *Store) Entries(ctx context.Context, lists ...string) ([]Entry, error) {
+	es, err := s.List(ctx, lists...)
+	for i := range es {
+		es[i].Comment, _ = backend.SplitStamp(es[i].Comment)
+	}
+	return es, err
+}
+
 func sortEntries(es []Entry) {
 	rank := map[string]int{}
 	for i, n := range Names {
@@ -325,7 +335,7 @@ func (s *Store) Add(ctx context.Context, list string, items []Item) (*Result, er
 		if err := checkFor(s.Name(), s.maxTimeout(), it.For); err != nil {
 			return nil, fmt.Errorf("%s: --for: %w", FormatPrefix(it.Prefix), err)
 		}
-		entries = append(entries, Entry{List: list, Prefix: it.Prefix.Masked(), Remaining: it.For, Comment: it.Comment})
+		entries = append(entries, Entry{List: list, Prefix: it.Prefix.Masked(), Remaining: it.For, Comment: backend.StampComment(it.Comment, s.now())})
 	}
 	if len(entries) == 0 {
 		return &Result{}, nil

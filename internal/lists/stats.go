@@ -90,7 +90,7 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	bySig := map[string]int{}
 	for _, e := range entries {
 		st.Lists[e.List]++
-		if sig, ok := compile.SignatureOf(e.Comment); ok && e.List == compile.SetScanners {
+		if sig, ok := compile.SignatureOf(stripStamp(e.Comment)); ok && e.List == compile.SetScanners {
 			bySig[sig]++
 		}
 	}
@@ -181,4 +181,9 @@ func HumanBytes(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+func stripStamp(c string) string {
+	c, _ = backend.SplitStamp(c)
+	return c
 }

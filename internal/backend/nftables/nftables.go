@@ -342,8 +342,10 @@ func bySet(sets []backend.Set, entries []backend.Entry) ([]backend.Set, map[stri
 
 // resolve plans adding entries to lists holding have: it leaves out what a
 // wider entry holds already (keep is the rest), drops what a new network
-// holds, and says which entries are listed already (exact).
-func resolve(entries, have []backend.Entry) (keep, drop []backend.Entry, exact map[netip.Prefix]map[string]bool, warnings []string) {
+// holds, unless keepLonger says to keep it (an address that outlives the
+// network, in a set of its own), and says which entries are listed already
+// (exact).
+func resolve(entries, have []backend.Entry, keepLonger func(h, e backend.Entry) bool) (keep, drop []backend.Entry, exact map[netip.Prefix]map[string]bool, warnings []string) {
 	var nets []backend.Entry
 	exact = map[netip.Prefix]map[string]bool{}
 	for _, h := range have {
@@ -365,6 +367,10 @@ func resolve(entries, have []backend.Entry) (keep, drop []backend.Entry, exact m
 	for _, h := range have {
 		for _, e := range keep {
 			if e.List == h.List && e.Prefix.Bits() < h.Prefix.Bits() && e.Prefix.Contains(h.Prefix.Addr()) {
+				if keepLonger != nil && keepLonger(h, e) {
+					warnings = append(warnings, fmt.Sprintf("%s stays listed for longer than %s (list %s)", h.Addr(), e.Addr(), h.List))
+					break
+				}
 				drop = append(drop, h)
 				warnings = append(warnings, fmt.Sprintf("%s replaces %s (list %s)", e.Addr(), h.Addr(), h.List))
 				break

@@ -298,7 +298,7 @@ func (st *store) add(entries []backend.Entry) (int, []string, error) {
 	if err != nil {
 		return 0, nil, nlError(err)
 	}
-	keep, drop, exact, warnings := resolve(entries, have)
+	keep, drop, exact, warnings := resolve(entries, have, st.outlivesInTwin)
 	if len(keep) == 0 {
 		return 0, warnings, nil
 	}
@@ -306,6 +306,18 @@ func (st *store) add(entries []backend.Entry) (int, []string, error) {
 		return 0, nil, nlError(err)
 	}
 	return len(keep), warnings, nil
+}
+
+// outlivesInTwin reports whether h, an address listed in the hash set of a
+// list kept in two sets, stays listed longer than e, a network going into
+// the list's other set: then both stay, and the longer ban is not cut short.
+func (st *store) outlivesInTwin(h, e backend.Entry) bool {
+	if !h.Prefix.IsSingleIP() || e.Prefix.IsSingleIP() || !backend.Outlives(h, e) {
+		return false
+	}
+	hs, err1 := backend.SetFor(st.sets, h.List, h.Prefix)
+	es, err2 := backend.SetFor(st.sets, e.List, e.Prefix)
+	return err1 == nil && err2 == nil && hs.Name != es.Name
 }
 
 // anyTwinnedNet reports whether entries hold a network of a list kept in

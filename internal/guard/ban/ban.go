@@ -56,6 +56,14 @@ func (s Store) Add(ctx context.Context, list string, a netip.Addr, timeout time.
 func (s Store) AddWhy(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string) error {
 	e := entry(list, a, timeout)
 	e.Comment = why
+	switch list {
+	case compile.SetBanned, compile.SetScanners:
+		// The time of a ban goes with its comment (sipwall why shows it).
+		if why == "" && list == compile.SetBanned {
+			why = "guard jail"
+		}
+		e.Comment = backend.StampComment(why, time.Now())
+	}
 	if _, _, err := s.Sets.Add(ctx, []backend.Entry{e}); err != nil {
 		return fmt.Errorf("ban: add %s to %s: %w", a.Unmap(), list, err)
 	}
