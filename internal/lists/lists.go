@@ -278,16 +278,62 @@ type Result struct {
 	Flows int
 	// Warnings are things done differently than asked.
 	Warnings []string
+	// Kept lists the bans left as they were because they last longer.
+	Kept []string
+}
+
+// longer takes out of items those banned already for longer, and says so.
+func (s *Store) longer(ctx context.Context, items []Item) ([]Item, []string, error) {
+	timed := false
+	for _, it := range items {
+		timed = timed || it.For > 0
+	}
+	if !timed {
+		return items, nil, nil
+	}
+	have, err := s.Kernel.Read(ctx, compile.SetBanned)
+	if err != nil {
+		return nil, nil, err
+	}
+	byPrefix := make(map[netip.Prefix]Entry, len(have))
+	for _, h := range have {
+		byPrefix[h.Prefix] = h
+	}
+	out := items[:0:0]
+	var kept []string
+	for _, it := range items {
+		h, ok := byPrefix[it.Prefix.Masked()]
+		if ok && backend.Outlives(h, Entry{Remaining: it.For}) {
+			left := "until removed"
+			if h.Remaining > 0 {
+				left = "for " + h.Remaining.Truncate(time.Second).String() + " more"
+			}
+			kept = append(kept, fmt.Sprintf("%s stays banned %s: a ban never shortens a longer one", h.Addr(), left))
+			continue
+		}
+		out = append(out, it)
+	}
+	return out, kept, nil
 }
 
 // Ban puts items in the banned list in one transaction and deletes the
 // conntrack flows of the banned sources, so that an established SIP flow
 // stops too.
+//
+// A ban never shortens a longer one: an address or network banned already
+// for longer (or until removed) keeps its ban, and Result.Kept says so; the
+// addresses inside a new network that are banned for longer keep theirs
+// too (the backend keeps them beside the network).
 func (s *Store) Ban(ctx context.Context, items []Item) (*Result, error) {
+	items, kept, err := s.longer(ctx, items)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.Add(ctx, compile.SetBanned, items)
 	if err != nil {
 		return nil, err
 	}
+	res.Kept = kept
 	prefixes := make([]netip.Prefix, len(items))
 	for i, it := range items {
 		prefixes[i] = it.Prefix
@@ -387,6 +433,28 @@ func dedupe(entries []Entry) ([]Entry, []string) {
 		out = append(out, e)
 	}
 	return out, covered
+}
+
+// RemoveEntries takes entries, as read, out of their lists in one
+// transaction and returns how many.
+func (s *Store) RemoveEntries(ctx context.Context, entries []Entry) (int, error) {
+	for _, e := range entries {
+		if err := CheckList(e.List); err != nil {
+			return 0, err
+		}
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := s.Kernel.Delete(ctx, entries); err != nil {
+		return 0, err
+	}
+	return len(entries), nil
 }
 
 // Remove takes prefixes out of the given lists in one transaction. A prefix
