@@ -214,3 +214,11 @@ func SplitStamp(comment string) (string, time.Time) {
 func Outlives(a, b Entry) bool {
 	return b.Remaining > 0 && (a.Remaining == 0 || a.Remaining > b.Remaining)
 }
+
+// Looker is a SetStore that finds the entries holding an address without
+// reading whole sets.
+type Looker interface {
+	// Lookup returns the entries of lists that hold a (the address
+	// itself, or a network containing it).
+	Lookup(ctx context.Context, lists []string, a netip.Addr) ([]Entry, error)
+}

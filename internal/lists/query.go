@@ -72,9 +72,7 @@ func (s *Store) Find(ctx context.Context, q Query) ([]Listed, error) {
 	now := s.now()
 	timeouts := map[string]time.Duration{}
 	for _, set := range s.Sets {
-		if set.Timeout > 0 {
-			timeouts[set.List] = set.Timeout
-		}
+		timeouts[set.List] = s.timeout(set.List)
 	}
 	out := make([]Listed, 0, len(es)/8+1)
 	for _, e := range es {
@@ -84,6 +82,16 @@ func (s *Store) Find(ctx context.Context, q Query) ([]Listed, error) {
 		}
 	}
 	return out, nil
+}
+
+// timeout is list's default timeout (0: none).
+func (s *Store) timeout(list string) time.Duration {
+	for _, set := range s.Sets {
+		if set.List == list && set.Timeout > 0 {
+			return set.Timeout
+		}
+	}
+	return 0
 }
 
 // listed decodes e's time; timeout is its list's default timeout.
@@ -116,10 +124,26 @@ type Reason struct {
 
 // Why explains every entry that holds a (or a network containing it, or,
 // for a network, inside it), in every list.
+//
+// A single address is looked up in the kernel where the backend can
+// (backend.Looker), without reading whole lists.
 func (s *Store) Why(ctx context.Context, a netip.Prefix) ([]Reason, error) {
-	found, err := s.Find(ctx, Query{Addr: a})
-	if err != nil {
-		return nil, err
+	var found []Listed
+	if lk, ok := s.Kernel.(backend.Looker); ok && a.IsSingleIP() {
+		es, err := lk.Lookup(ctx, s.lists(), a.Addr())
+		if err != nil {
+			return nil, err
+		}
+		sortEntries(es)
+		now := s.now()
+		for _, e := range es {
+			found = append(found, listed(e, now, s.timeout(e.List)))
+		}
+	} else {
+		var err error
+		if found, err = s.Find(ctx, Query{Addr: a}); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Reason, 0, len(found))
 	for _, l := range found {

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -708,4 +709,40 @@ func nlError(err error) error {
 		return fmt.Errorf("nftables: the kernel's answer was lost; the change may or may not have landed (check with sipwall lists): %w", err)
 	}
 	return fmt.Errorf("nftables refused the change; nothing changed: %w", err)
+}
+
+// Lookup implements backend.Looker: each set of lists is asked for a
+// (GETSETELEM, as `nft get element`), so the answer does not depend on the
+// size of the sets (a dump of a set of a million elements takes the
+// kernel minutes: it walks the set from its start for each message).
+func (st *store) Lookup(ctx context.Context, lists []string, a netip.Addr) ([]backend.Entry, error) {
+	a = a.Unmap()
+	f := backend.FamilyOf(netip.PrefixFrom(a, a.BitLen()))
+	var out []backend.Entry
+	err := st.withNetlink(0, 0, func(n *nlConn) error {
+		conn, err := dialLookup()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		for _, l := range lists {
+			for _, set := range backend.SetsOf(st.sets, l) {
+				if set.Family != f {
+					continue
+				}
+				p, info, ok, err := n.holdingIn(conn, set, a)
+				if err != nil {
+					return err
+				}
+				if ok {
+					out = append(out, backend.Entry{List: l, Prefix: p, Remaining: info.expires, Comment: info.comment})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nlError(err)
+	}
+	return out, nil
 }
