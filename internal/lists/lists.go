@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -246,26 +247,33 @@ func (s *Store) Entries(ctx context.Context, lists ...string) ([]Entry, error) {
 }
 
 func sortEntries(es []Entry) {
-	rank := map[string]int{}
-	for i, n := range Names {
-		rank[n] = i + 1
+	byList := map[string][]Entry{}
+	for _, e := range es {
+		byList[e.List] = append(byList[e.List], e)
 	}
-	sort.SliceStable(es, func(i, j int) bool {
-		if es[i].List != es[j].List {
-			ri, rj := rank[es[i].List], rank[es[j].List]
-			if ri == 0 || rj == 0 { // fed lists after the others, by name
-				if ri != rj {
-					return rj == 0
-				}
-				return es[i].List < es[j].List
+	var fedLists []string
+	for l := range byList {
+		if fed(l) {
+			fedLists = append(fedLists, l)
+		}
+	}
+	sort.Strings(fedLists)
+	order := append(append([]string{}, Names...), fedLists...)
+	es = es[:0]
+	for _, l := range order {
+		b := byList[l]
+		slices.SortFunc(b, func(x, y Entry) int {
+			if c := x.Prefix.Addr().Compare(y.Prefix.Addr()); c != 0 {
+				return c
 			}
-			return ri < rj
-		}
-		if c := es[i].Prefix.Addr().Compare(es[j].Prefix.Addr()); c != 0 {
-			return c < 0
-		}
-		return es[i].Prefix.Bits() < es[j].Prefix.Bits()
-	})
+			return x.Prefix.Bits() - y.Prefix.Bits()
+		})
+		es = append(es, b...)
+		delete(byList, l)
+	}
+	for _, b := range byList { // lists of no known kind, last
+		es = append(es, b...)
+	}
 }
 
 // Result says what a change did.
