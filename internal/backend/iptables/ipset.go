@@ -56,38 +56,51 @@ func (s *savedSet) flag(f string) bool {
 func parseSave(out string) ([]*savedSet, error) {
 	var sets []*savedSet
 	byName := map[string]*savedSet{}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
+	var last *savedSet
+	for len(out) > 0 {
+		line := out
+		if i := strings.IndexByte(out, '\n'); i >= 0 {
+			line, out = out[:i], out[i+1:]
+		} else {
+			out = ""
 		}
-		switch f[0] {
-		case "create":
-			s := &savedSet{name: f[1], typ: f[2], opts: f[3:]}
-			sets = append(sets, s)
-			byName[s.name] = s
-		case "add":
-			s := byName[f[1]]
+		if rest, ok := strings.CutPrefix(line, "add "); ok {
+			// The hot path: a million entries are a million of these.
+			name, rest, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
+			s := last
+			if s == nil || s.name != name {
+				s = byName[name]
+			}
 			if s == nil {
 				continue
 			}
-			e := savedEntry{addr: f[2], timeout: -1}
-			_, e.line, _ = strings.Cut(line, " "+f[2])
-			e.line = strings.TrimSpace(e.line)
-			for i := 3; i+1 < len(f); i++ {
-				if f[i] == "timeout" {
-					n, err := strconv.Atoi(f[i+1])
-					if err != nil {
-						return nil, fmt.Errorf("ipset: set %s: bad timeout in %q", f[1], line)
-					}
-					e.timeout = n
+			last = s
+			addr, rest, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
+			if addr == "" {
+				continue
+			}
+			e := savedEntry{addr: addr, timeout: -1, line: strings.TrimSpace(rest)}
+			if _, t, ok := strings.Cut(" "+e.line, " timeout "); ok {
+				t, _, _ = strings.Cut(strings.TrimLeft(t, " "), " ")
+				n, err := strconv.Atoi(t)
+				if err != nil {
+					return nil, fmt.Errorf("ipset: set %s: bad timeout in %q", name, line)
 				}
+				e.timeout = n
 			}
 			if _, c, ok := strings.Cut(line, ` comment "`); ok {
 				e.comment, _, _ = strings.Cut(c, `"`)
 			}
 			s.entries = append(s.entries, e)
+			continue
 		}
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "create" {
+			continue
+		}
+		s := &savedSet{name: f[1], typ: f[2], opts: f[3:]}
+		sets = append(sets, s)
+		byName[s.name] = s
 	}
 	return sets, nil
 }

@@ -54,10 +54,16 @@ func (s Store) Add(ctx context.Context, list string, a netip.Addr, timeout time.
 
 // AddWhy implements Explainer: Add, with why as the entry's comment.
 func (s Store) AddWhy(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string) error {
+	return s.add(ctx, list, a, timeout, why, true)
+}
+
+// add puts a in list; stamp writes the time of a ban with its comment.
+func (s Store) add(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string, stamp bool) error {
 	e := entry(list, a, timeout)
 	e.Comment = why
-	switch list {
-	case compile.SetBanned, compile.SetScanners:
+	switch {
+	case !stamp:
+	case list == compile.SetBanned || list == compile.SetScanners:
 		// The time of a ban goes with its comment (sipwall why shows it).
 		if why == "" && list == compile.SetBanned {
 			why = "guard jail"
@@ -98,12 +104,12 @@ func (f *Fake) kernel() *backend.FakeStore {
 
 // Add implements Banner.
 func (f *Fake) Add(ctx context.Context, list string, a netip.Addr, timeout time.Duration) error {
-	return Store{f.kernel()}.Add(ctx, list, a, timeout)
+	return Store{f.kernel()}.add(ctx, list, a, timeout, "", false)
 }
 
 // AddWhy implements Explainer.
 func (f *Fake) AddWhy(ctx context.Context, list string, a netip.Addr, timeout time.Duration, why string) error {
-	return Store{f.kernel()}.AddWhy(ctx, list, a, timeout, why)
+	return Store{f.kernel()}.add(ctx, list, a, timeout, why, false)
 }
 
 // Remove implements Banner.
