@@ -330,7 +330,7 @@ func banSafety(e *env, s *lists.Store, stateDir string, prefixes []netip.Prefix)
 			}
 		}
 	}
-	if allowed, err := s.Entries(e.ctx, compile.SetAllowed); err == nil {
+	if allowed, err := s.List(e.ctx, compile.SetAllowed); err == nil {
 		for _, a := range allowed {
 			keep = append(keep, guarded{a.Prefix, fmt.Sprintf("in the allowed list (%s)", a.Addr())})
 		}

@@ -30,7 +30,8 @@ func TestListsOverFake(t *testing.T) {
 	if res.Added != 2 || len(res.Covered) != 1 || res.Covered[0] != "198.51.100.7 (inside 198.51.100.0/24)" {
 		t.Errorf("add: %+v", res)
 	}
-	want := "banned 198.51.100.0/24 1h0m0s \"fraud\"\nbanned 203.0.113.5 1h0m0s \"fraud\""
+	// The time of the ban goes at the end of the comment, as the kernel keeps it.
+	want := "banned 198.51.100.0/24 1h0m0s \"fraud @1767225600\"\nbanned 203.0.113.5 1h0m0s \"fraud @1767225600\""
 	if got := f.String(); got != want {
 		t.Errorf("fake after add:\n%s\nwant:\n%s", got, want)
 	}
@@ -63,7 +64,7 @@ func TestListsOverFake(t *testing.T) {
 	if err != nil || r.Restored != 1 {
 		t.Fatalf("restore: %+v %v", r, err)
 	}
-	if got := f.String(); got != "banned 198.51.100.0/24 40m0s \"fraud\"" {
+	if got := f.String(); got != "banned 198.51.100.0/24 40m0s \"fraud @1767225600\"" {
 		t.Errorf("after restore 20 minutes later:\n%s", got)
 	}
 }

@@ -218,7 +218,8 @@ func (s *Store) lock() (func(), error) {
 }
 
 // List returns the entries of the given lists (every list when none),
-// sorted by list, then address.
+// sorted by list, then address; their comments without the time sipwall
+// writes with them (Find returns it).
 func (s *Store) List(ctx context.Context, lists ...string) ([]Entry, error) {
 	if len(lists) == 0 {
 		lists = s.lists()
@@ -228,22 +229,22 @@ func (s *Store) List(ctx context.Context, lists ...string) ([]Entry, error) {
 			return nil, err
 		}
 	}
+	es, err := s.read(ctx, lists...)
+	for i := range es {
+		es[i].Comment, _ = backend.SplitStamp(es[i].Comment)
+	}
+	return es, err
+}
+
+// read is List with the comments as the kernel holds them: with the time
+// sipwall writes at their end.
+func (s *Store) read(ctx context.Context, lists ...string) ([]Entry, error) {
 	es, err := s.Kernel.Read(ctx, lists...)
 	if err != nil {
 		return nil, err
 	}
 	sortEntries(es)
 	return es, nil
-}
-
-// Entries returns the entries of the given lists (every list when none)
-// as List does, their comments without the time sipwall writes with them.
-func (s *Store) Entries(ctx context.Context, lists ...string) ([]Entry, error) {
-	es, err := s.List(ctx, lists...)
-	for i := range es {
-		es[i].Comment, _ = backend.SplitStamp(es[i].Comment)
-	}
-	return es, err
 }
 
 func sortEntries(es []Entry) {

@@ -65,7 +65,15 @@ func Overlaps(a, b netip.Prefix) bool {
 
 // Find returns the entries q selects, sorted by list, then address.
 func (s *Store) Find(ctx context.Context, q Query) ([]Listed, error) {
-	es, err := s.List(ctx, q.Lists...)
+	if len(q.Lists) == 0 {
+		q.Lists = s.lists()
+	}
+	for _, l := range q.Lists {
+		if err := CheckList(l); err != nil {
+			return nil, err
+		}
+	}
+	es, err := s.read(ctx, q.Lists...)
 	if err != nil {
 		return nil, err
 	}
