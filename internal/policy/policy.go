@@ -208,6 +208,10 @@ type Guard struct {
 	IgnoreSelf bool `yaml:"ignore_self"`
 	// Inspect runs the live SIP inspector (the nftables backend's knock).
 	Inspect bool `yaml:"inspect"`
+	// AdmitRegistered admits the sources Asterisk reports registered or
+	// authenticated with a password (SuccessfulAuth, ContactStatus,
+	// PeerStatus) for the registration's lifetime plus a margin.
+	AdmitRegistered bool `yaml:"admit_registered"`
 	// Metrics is where Prometheus metrics are served ("off" disables).
 	Metrics string `yaml:"metrics"`
 	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.
