@@ -135,6 +135,12 @@ type SIP struct {
 	AdmitFor   Duration    `yaml:"admit_for"`
 	Scanners   Scanners    `yaml:"scanners"`
 	RateLimits MethodRates `yaml:"rate_limits"`
+	// UnknownBudget, in the knock modes, lets a source that has not
+	// knocked send Count SIP packets per Per instead of none: a phone
+	// that cannot be given the hostname or user-agent registers within
+	// it, Asterisk's success admits it (sipwall guard), its failures ban
+	// it; beyond it its packets are dropped. Count 0: no budget.
+	UnknownBudget Rate `yaml:"unknown_budget"`
 }
 
 // Scanners are the user-agent (and other) signatures of SIP scanners.
