@@ -344,6 +344,8 @@ sip:
   # rtp_ports: [10000-20000]
 {{- end}}
   # admit_for: forever          # how long a knock admits a source
+  # unknown_budget: {count: 10, per: 1m}  # phones that cannot knock: SIP packets
+  #                             # per source before the knock or a registration
   scanners:
     # ban_for: forever
     # The article's scanner signatures.{{range .DroppedSignatures}}

@@ -453,7 +453,11 @@ func (c *compiler) notes() {
 	if c.nft() {
 		switch p.SIP.Mode {
 		case policy.ModeHostname, policy.ModeUserAgent:
-			add("nftables cannot search packets for text: the %s knock and the scanner signatures are checked by `sipwall guard`, which reads SIP packets of unknown sources from nflog group %d and fills the admitted and scanners sets. Until guard runs, only sources in the allowed set and trusted networks reach SIP over UDP, and TCP SIP carries no data from others.", p.SIP.Mode, InspectGroup)
+			until := "only sources in the allowed set and trusted networks reach SIP over UDP, and TCP SIP carries no data from others"
+			if p.SIP.UnknownBudget.Count > 0 {
+				until = "sources that have not knocked get only their budget (sip.unknown_budget), and scanners within it are not recognised"
+			}
+			add("nftables cannot search packets for text: the %s knock and the scanner signatures are checked by `sipwall guard`, which reads SIP packets of unknown sources from nflog group %d and fills the admitted and scanners sets. Until guard runs, %s.", p.SIP.Mode, InspectGroup, until)
 		default:
 			add("nftables cannot search packets for text: scanner signatures are checked by `sipwall guard` (nflog group %d); without it, scanners are not recognised by their user-agent.", InspectGroup)
 		}
