@@ -329,7 +329,9 @@ func (s *ipsetStore) Replace(ctx context.Context, list string, entries []backend
 		}
 		by[set.Name] = append(by[set.Name], e)
 	}
-	var w strings.Builder
+	// Every new set is filled before the first swap: a refusal (a full
+	// set) leaves the list as it was.
+	var w, swaps strings.Builder
 	for _, set := range sets {
 		tmp := set.Name + "-new"
 		family := "inet"
@@ -341,8 +343,9 @@ func (s *ipsetStore) Replace(ctx context.Context, list string, entries []backend
 		for _, e := range by[set.Name] {
 			addLine(&w, tmp, e, true)
 		}
-		fmt.Fprintf(&w, "swap %s %s\ndestroy %s\n", tmp, set.Name, tmp)
+		fmt.Fprintf(&swaps, "swap %s %s\ndestroy %s\n", tmp, set.Name, tmp)
 	}
+	w.WriteString(swaps.String())
 	if _, err := s.b.run.Run(ctx, strings.NewReader(w.String()), "ipset", "restore"); err != nil {
 		for _, set := range sets {
 			s.b.run.Run(ctx, nil, "ipset", "destroy", set.Name+"-new")

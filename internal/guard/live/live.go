@@ -143,7 +143,7 @@ type Guard struct {
 	jail     *jail.Jail
 	admitted map[netip.Addr]time.Time // admitted by the inspector in this run
 	trusted  map[netip.Addr]string    // resolved trusted host addresses
-	recent   map[netip.Addr]time.Time // inspector decisions, to skip packets in flight
+	recent   *inspect.Decisions       // inspector decisions, to skip packets in flight
 }
 
 // New checks cfg and prepares a Guard.
@@ -181,7 +181,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	return &Guard{
 		cfg: cfg, log: cfg.Log, m: cfg.Metrics, h: cfg.Health, jail: j,
-		admitted: map[netip.Addr]time.Time{}, trusted: map[netip.Addr]string{}, recent: map[netip.Addr]time.Time{},
+		admitted: map[netip.Addr]time.Time{}, trusted: map[netip.Addr]string{}, recent: inspect.NewDecisions(),
 	}, nil
 }
 
@@ -495,11 +495,10 @@ func (g *Guard) inspect(ctx context.Context, rx *nflog.Receiver) error {
 func (g *Guard) verdict(ctx context.Context, r inspect.Result) {
 	now := time.Now()
 	g.mu.Lock()
-	if until, ok := g.recent[r.Src]; ok && now.Before(until) {
+	if !g.recent.Take(r.Src, now) {
 		g.mu.Unlock()
 		return // packets that were in flight when the source was decided
 	}
-	g.recent[r.Src] = now.Add(5 * time.Second)
 	if r.Verdict == inspect.Admit {
 		g.admitted[r.Src] = now
 	}
@@ -658,11 +657,7 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 				}
 			}
 			g.mu.Lock()
-			for a, until := range g.recent {
-				if now.After(until) {
-					delete(g.recent, a)
-				}
-			}
+			g.recent.Prune(now)
 			for a, at := range g.admitted {
 				if now.Sub(at) > 7*24*time.Hour {
 					delete(g.admitted, a)
