@@ -53,7 +53,7 @@ func fleetCrowdSec(t *testing.T, be string) {
 	} {
 		nstest.Run(t, "", c...)
 	}
-	for _, a := range []string{"203.0.113.11/32", "203.0.113.77/32", "203.0.113.99/32", "198.51.100.21/32"} {
+	for _, a := range []string{"203.0.113.11/32", "203.0.113.33/32", "203.0.113.77/32", "203.0.113.99/32", "198.51.100.21/32"} {
 		nstest.Run(t, "", "ip", "-n", cli, "addr", "add", a, "dev", "eth0")
 	}
 	nstest.Run(t, "", "ip", "-n", cli, "addr", "add", "2001:db8:20::66/128", "dev", "eth0", "nodad")
@@ -221,6 +221,15 @@ feeds:
 		fmt.Fprintf(f, "[2026-12-01 10:00:%02d] NOTICE[1234] chan_sip.c: Registration from '<sip:10%d@pbx>' failed for '203.0.113.50:5060' - Wrong password\n", i, i)
 	}
 	f.Close()
+	// A port scanner touches trap port 23: the kernel bans it, guard
+	// pushes that ban too.
+	netns.Do(cli, func() error {
+		d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.33")}}
+		if c, err := d.Dial("tcp", server+":23"); err == nil {
+			c.Close()
+		}
+		return nil
+	})
 	// Another host's bouncer: its pull, with curl inside the namespace
 	// where the LAPI listens.
 	otherKey := lapi.AddBouncer(t, "node-b-"+be)
@@ -229,7 +238,7 @@ feeds:
 			t.Logf("guard:\n%s", glog.String())
 		}
 	}()
-	waitUntil(t, 15*time.Second, "guard's ban pulled by another bouncer", func() bool {
+	waitUntil(t, 20*time.Second, "guard's bans (log and trap port) pulled by another bouncer", func() bool {
 		alive()
 		out, err := netns.Run(ctx, srv, nil, "curl", "-s", "-H", "X-Api-Key: "+otherKey, lapiURL+"/v1/decisions/stream?startup=true")
 		if err != nil {
@@ -239,12 +248,12 @@ feeds:
 		if json.Unmarshal([]byte(out), &s) != nil {
 			return false
 		}
+		auth, trap := false, false
 		for _, d := range s.New {
-			if d.Value == "203.0.113.50" && d.Scenario == "sipwall/auth" && d.Type == "ban" {
-				return true
-			}
+			auth = auth || d.Value == "203.0.113.50" && d.Scenario == "sipwall/auth" && d.Type == "ban"
+			trap = trap || d.Value == "203.0.113.33" && d.Scenario == "sipwall/trap" && d.Type == "ban"
 		}
-		return false
+		return auth && trap
 	})
 	// Node B, another host sharing the LAPI over its own link: a second
 	// sipwall (guard pulling only) and Debian's crowdsec-firewall-bouncer
