@@ -32,7 +32,7 @@ func manager(dir string) *apply.Manager {
 }
 
 func runApply(e *env) int {
-	fs := newFlags(e, "apply", "[-c FILE] [--backend auto|iptables|nftables] [--confirm DURATION] [--force] [--dry-run | --diff] [--json]")
+	fs := newFlags(e, "apply", "[-c FILE] [--backend auto|iptables|nftables] [--confirm DURATION] [--diff]")
 	file := fs.String("c", policy.DefaultPath, "policy `file`")
 	backendName := fs.String("backend", "auto", "auto, iptables or nftables")
 	confirm := fs.String("confirm", "", "roll back by itself unless `sipwall confirm` runs within this `duration` (default 60s in an SSH session, 0 disables)")
