@@ -287,3 +287,20 @@ func TestPBXDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestKamailioRealLines reads lines Kamailio wrote (testdata/kamailio.log),
+// as it writes them to stderr, and the same messages as syslog and the
+// journal carry them (without the "N(pid) " of the stderr form).
+func TestKamailioRealLines(t *testing.T) {
+	cases := readAnnotated(t, "testdata/kamailio.log")
+	if len(cases) < 5 {
+		t.Fatalf("only %d annotated lines", len(cases))
+	}
+	for _, c := range cases {
+		c.time = ""
+		checkAnnotated(t, c, c.line)
+		msg := c.line[strings.IndexByte(c.line, ')')+2:]
+		checkAnnotated(t, c, msg)
+		checkAnnotated(t, c, "Dec  1 07:00:00 pbx /usr/sbin/kamailio[9777]: "+msg)
+	}
+}
