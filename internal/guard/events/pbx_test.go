@@ -23,7 +23,7 @@ type annotatedLine struct {
 
 // readAnnotated reads a log annotated as fail2ban's test logs are
 // ("# failJSON: {…}" before each line).
-func readAnnotated(t *testing.T, path string) []annotatedLine {
+func readAnnotated(t testing.TB, path string) []annotatedLine {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
