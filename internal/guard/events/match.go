@@ -56,9 +56,9 @@ func ClassifyIn(line []byte, loc *time.Location) (Event, Result, string) {
 
 // classify is ClassifyIn on a trimmed line without colour escapes.
 func classify(line []byte, loc *time.Location) (Event, Result, string) {
-	switch f, off := detect(line); f {
+	switch f, off, p := detect(line); f {
 	case formatFreeSWITCH:
-		ev, r, why := freeSWITCH(line[off:], loc)
+		ev, r, why := freeSWITCH(line[off:], p, loc)
 		if r == NoMatch {
 			return unrecognized(line[off:])
 		}
@@ -67,7 +67,7 @@ func classify(line []byte, loc *time.Location) (Event, Result, string) {
 		}
 		return ev, r, why
 	case formatKamailio:
-		ev, r, why := kamailio(line[off:])
+		ev, r, why := kamailio(line[off:], p)
 		if r == NoMatch {
 			return unrecognized(line[off:])
 		}

@@ -52,43 +52,48 @@ const (
 	formatKamailio
 )
 
-// detect decides the format of line from its start and returns the offset
-// of the part after any syslog header ("stamp host tag[pid]: ").
-func detect(line []byte) (format, int) {
+// detect decides the format of line from its start. It returns the offset
+// of the part after any syslog header ("stamp host tag[pid]: ") and, for
+// FreeSWITCH and Kamailio, the offset of the rest after the level within
+// that part.
+func detect(line []byte) (f format, off, rest int) {
 	if len(line) == 0 {
-		return formatAsterisk, 0
+		return formatAsterisk, 0, 0
 	}
-	off := 0
 	c := line[0]
 	if c == '[' {
 		// Asterisk's "[2012-02-13 17:21:54]" or "[Jan 18 17:39:50]"; FreeSWITCH
 		// without a date starts with its level.
-		if _, ok := fsLevel(line); ok {
-			return formatFreeSWITCH, 0
+		if p, ok := fsLevel(line); ok {
+			return formatFreeSWITCH, 0, p
 		}
-		return formatAsterisk, 0
+		return formatAsterisk, 0, 0
 	}
-	if s := syslogHeader(line); s > 0 {
-		off = s
+	if '0' <= c && c <= '9' || 'a' <= c && c <= 'f' {
+		// FreeSWITCH's own file: its date (or a call's UUID) first.
+		if p, ok := fsPrefix(line); ok {
+			return formatFreeSWITCH, 0, p
+		}
 	}
+	off = syslogHeader(line)
 	b := line[off:]
 	if len(b) == 0 {
-		return formatAsterisk, off
+		return formatAsterisk, off, 0
 	}
 	switch c := b[0]; {
 	case '0' <= c && c <= '9' || 'a' <= c && c <= 'f':
-		if _, ok := fsPrefix(b); ok {
-			return formatFreeSWITCH, off
+		if p, ok := fsPrefix(b); ok {
+			return formatFreeSWITCH, off, p
 		}
 	case c == '[':
-		if _, ok := fsLevel(b); ok {
-			return formatFreeSWITCH, off
+		if p, ok := fsLevel(b); ok {
+			return formatFreeSWITCH, off, p
 		}
 	}
-	if _, ok := kamailioPrefix(b); ok {
-		return formatKamailio, off
+	if p, ok := kamailioPrefix(b); ok {
+		return formatKamailio, off, p
 	}
-	return formatAsterisk, off
+	return formatAsterisk, off, 0
 }
 
 // syslogHeader returns the offset after "stamp host tag: " (tag holding no
@@ -218,18 +223,8 @@ func fsTime(b []byte, loc *time.Location) (time.Time, bool) {
 }
 
 // freeSWITCH classifies a FreeSWITCH line; b starts after any syslog
-// header.
-func freeSWITCH(b []byte, loc *time.Location) (Event, Result, string) {
-	var p int
-	var ok bool
-	if b[0] == '[' {
-		p, ok = fsLevel(b)
-	} else {
-		p, ok = fsPrefix(b)
-	}
-	if !ok {
-		return Event{}, NoMatch, ""
-	}
+// header, and its level ends at p.
+func freeSWITCH(b []byte, p int, loc *time.Location) (Event, Result, string) {
 	m := b[p:]
 	if bytes.HasPrefix(m, fsSofiaTag) {
 		m = m[len(fsSofiaTag):]
@@ -336,12 +331,9 @@ func kamailioPrefix(b []byte) (int, bool) {
 	return 0, false
 }
 
-// kamailio classifies a Kamailio line; b starts after any syslog header.
-func kamailio(b []byte) (Event, Result, string) {
-	p, ok := kamailioPrefix(b)
-	if !ok {
-		return Event{}, NoMatch, ""
-	}
+// kamailio classifies a Kamailio line; b starts after any syslog header,
+// and its level ends at p.
+func kamailio(b []byte, p int) (Event, Result, string) {
 	m := b[p:]
 	switch {
 	case bytes.HasPrefix(m, kmScript):

@@ -304,3 +304,53 @@ func TestKamailioRealLines(t *testing.T) {
 		checkAnnotated(t, c, "Dec  1 07:00:00 pbx /usr/sbin/kamailio[9777]: "+msg)
 	}
 }
+
+// BenchmarkMatchFormats measures matching per format on its real lines
+// (the failures and the other lines of each annotated file), in lines/s,
+// so that the formats can be compared within one run.
+func BenchmarkMatchFormats(b *testing.B) {
+	asterisk, other := readCorpus(b)
+	var ast, col []string
+	for _, c := range asterisk {
+		ast = append(ast, c.line)
+		if cl, ok := colourise(c.line); ok {
+			col = append(col, cl)
+		}
+	}
+	ast = append(ast, other...)
+	read := func(files ...string) []string {
+		var out []string
+		for _, f := range files {
+			for _, c := range readAnnotated(b, f) {
+				out = append(out, c.line)
+			}
+		}
+		return out
+	}
+	for _, f := range []struct {
+		name  string
+		lines []string
+	}{
+		{"asterisk", ast},
+		{"asterisk-coloured", col},
+		{"freeswitch", read("testdata/fail2ban-freeswitch.log", "testdata/freeswitch-more.log")},
+		{"kamailio", read("testdata/kamailio.log")},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			lines := make([][]byte, len(f.lines))
+			n := 0
+			for i, l := range f.lines {
+				lines[i] = []byte(l)
+				n += len(l) + 1
+			}
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range lines {
+					Match(l)
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(len(lines))/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
