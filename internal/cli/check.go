@@ -30,7 +30,10 @@ func runCheck(e *env) int {
 	if !ok {
 		return exitUsage
 	}
-	findings := p.Lint(hostFacts())
+	findings, err := pure(e.ctx, func() ([]policy.Finding, error) { return p.Lint(hostFacts()), nil })
+	if err != nil {
+		return exitFailure // interrupted
+	}
 	pbxFindings, err := pbxCoverage(p, *asteriskDir, flagGiven(fs, "asterisk-dir"))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall check: --asterisk-dir: %v\n", err)
@@ -43,7 +46,10 @@ func runCheck(e *env) int {
 	for _, b := range backend.Registered() {
 		rs, err := compilePolicy(e.ctx, p, b, "sipwall")
 		if err == nil {
-			_, err = render.Files(rs, b)
+			_, err = pure(e.ctx, func() (map[string]string, error) { return render.Files(rs, b) })
+		}
+		if e.ctx.Err() != nil {
+			return exitFailure // interrupted
 		}
 		if err != nil {
 			findings = append(findings, policy.Finding{Severity: policy.SevError, File: p.Source, Key: string(b), Message: err.Error()})

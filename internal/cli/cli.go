@@ -17,6 +17,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // the command ran and found a problem (or failed at run time)
 	exitUsage   = 2 // bad input: flags, arguments, policy file
+	// exitInterrupted: stopped by SIGINT or SIGTERM before it finished
+	// (128 + SIGINT, as shells report it).
+	exitInterrupted = 130
 )
 
 // env is what a subcommand may touch: its arguments and standard streams.
@@ -46,7 +49,8 @@ var commands = map[string]command{
 	"apply":    {"load the ruleset safely (one transaction, commit-confirm, lists kept)", runApply},
 	"confirm":  {"keep a ruleset applied with commit-confirm", runConfirm},
 	"rollback": {"restore the previous ruleset", runRollback},
-	"status":   {"what is applied, pending confirmation, drift", runStatus},
+	"status":   {"what is applied, pending confirmation, drift, rollbacks", runStatus},
+	"remove":   {"take sipwall off the host (lists saved, the host's policies back)", runRemove},
 	"audit":    {"check the PBX host's configuration against the policy", runAudit},
 	"guard":    {"ban from Asterisk security events (--scan-log analyses logs offline)", runGuard},
 	"lab":      {"run real scanners and phones against a real SIP server, with and without sipwall", runLab},
@@ -79,7 +83,35 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		usage(stderr)
 		return exitUsage
 	}
-	return cmd.run(&env{ctx: ctx, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+	code := cmd.run(&env{ctx: ctx, args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+	if code != exitOK && ctx.Err() != nil {
+		fmt.Fprintf(stderr, "sipwall %s: interrupted\n", args[0])
+		return exitInterrupted
+	}
+	return code
+}
+
+// pure runs f, a computation that changes nothing outside itself (parsing,
+// linting, compiling, rendering), and returns its result, or ctx's error as
+// soon as ctx is done: the command stops when told however long f would
+// take, and f's result is dropped.
+func pure[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 func usage(w io.Writer) {

@@ -223,7 +223,7 @@ func TestBashCompletes(t *testing.T) {
 		return strings.TrimSpace(string(b))
 	}
 	for line, want := range map[string]string{
-		"sipwall re":                        "replay restore",
+		"sipwall re":                        "remove replay restore",
 		"sipwall apply --b":                 "--backend",
 		"sipwall apply --backend ":          "auto iptables nftables",
 		"sipwall compile --backend nf":      "nftables",
@@ -236,5 +236,35 @@ func TestBashCompletes(t *testing.T) {
 		if got := complete(line); got != want {
 			t.Errorf("%q completes to %q, want %q", line, got, want)
 		}
+	}
+}
+
+// replay --html into a directory that does not exist: a clear error, exit
+// 1, no file left behind; into a good path: a page, and stdout unchanged.
+func TestReplayHTMLFile(t *testing.T) {
+	t.Setenv("SSH_CONNECTION", "")
+	captures, _ := filepath.Glob("../../../shared/corpus/pcap/svmap.pcap")
+	if len(captures) == 0 {
+		t.Fatal("no corpus capture svmap.pcap")
+	}
+	args := []string{"replay", "-c", lab, "--local", "192.0.2.10,2001:db8:10::10"}
+	bad := filepath.Join(t.TempDir(), "missing", "r.html")
+	code, _, errs := run(t, append(append(args, "--html", bad), captures...)...)
+	if code != exitFailure || !strings.Contains(errs, "--html") || !strings.Contains(errs, "missing") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "r.html")
+	_, plain, _ := run(t, append(args, captures...)...)
+	code, out, errs := run(t, append(append(args, "--html", good), captures...)...)
+	if code != 0 || out != plain {
+		t.Errorf("exit %d, stderr %q; stdout differs from a replay without --html", code, errs)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil || !strings.HasPrefix(string(b), "<!DOCTYPE html>") || !strings.Contains(string(b), "svmap.pcap") {
+		t.Errorf("the page: %v\n%.200s", err, b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("left in the directory: %v", ents)
 	}
 }

@@ -18,7 +18,10 @@ import (
 
 // loadPolicy loads the policy file, printing every problem on stderr.
 func loadPolicy(e *env, path string) (*policy.Policy, bool) {
-	p, err := policy.LoadFile(path)
+	p, err := pure(e.ctx, func() (*policy.Policy, error) { return policy.LoadFile(path) })
+	if e.ctx.Err() != nil {
+		return nil, false // Main says it was interrupted
+	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(e.stderr, "sipwall: %s\n", line)
@@ -31,7 +34,10 @@ func loadPolicy(e *env, path string) (*policy.Policy, bool) {
 // lintGate prints the policy's lint errors and reports whether the command
 // may go on: not when there are errors, unless forced.
 func lintGate(e *env, p *policy.Policy, force bool, refusal string) bool {
-	findings := p.Lint(hostFacts())
+	findings, err := pure(e.ctx, func() ([]policy.Finding, error) { return p.Lint(hostFacts()), nil })
+	if err != nil {
+		return false // interrupted
+	}
 	for _, f := range findings {
 		if f.Severity == policy.SevError {
 			fmt.Fprintf(e.stderr, "sipwall: %s\n", f)
@@ -121,13 +127,15 @@ func compilePolicy(ctx context.Context, p *policy.Policy, name backend.Name, pro
 		if name != backend.IPTables {
 			return nil, fmt.Errorf("the article profile is an iptables ruleset (xt_recent, xt_string): use --backend iptables")
 		}
-		return compile.Article(p)
+		return pure(ctx, func() (*ir.Ruleset, error) { return compile.Article(p) })
 	case "sipwall", "":
 		resolved, err := resolveHosts(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		return compile.Compile(p, compile.Options{Backend: name, Resolved: resolved})
+		return pure(ctx, func() (*ir.Ruleset, error) {
+			return compile.Compile(p, compile.Options{Backend: name, Resolved: resolved})
+		})
 	}
 	return nil, fmt.Errorf("unknown profile %q (sipwall or article)", profile)
 }

@@ -72,12 +72,10 @@ func runReplay(e *env) int {
 		fmt.Fprintf(e.stderr, "sipwall replay: %v\n", err)
 		return exitFailure
 	}
-	opt := replay.Options{
-		Local: locals, Iface: *iface, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents,
-		Guard: name == backend.NFTables && !*noGuard,
-	}
-	for _, s := range p.SIP.Scanners.Signatures {
-		opt.Signatures = append(opt.Signatures, replay.Signature{Match: s.Match, IgnoreCase: s.IgnoreCase})
+	opt := replay.Options{Local: locals, Iface: *iface, Hostnames: p.SIP.Hostnames}
+	if name == backend.NFTables && !*noGuard {
+		// sipwall guard's inspector, configured from the policy as guard is.
+		opt.Guard = replay.GuardFromPolicy(p)
 	}
 	var inputs []replay.Input
 	var total int64

@@ -39,10 +39,20 @@ func (c *Change) Empty() bool { return !c.Full && len(c.Set) == 0 && len(c.Del) 
 // the host's own addresses, the SSH client) and why; "" means it may be.
 type Protected func(netip.Prefix) string
 
+// held is one active decision, kept small: a fleet holds 100,000s.
 type held struct {
 	prefix netip.Prefix
 	until  time.Time
-	reason string
+	id     int64
+	// src names the decision's origin and scenario, interned.
+	src *source
+}
+
+// source is a decision's origin and scenario; one per distinct pair.
+type source struct{ origin, scenario string }
+
+func (h held) reason() string {
+	return fmt.Sprintf("crowdsec %s by %s (decision %d)", h.src.scenario, h.src.origin, h.id)
 }
 
 // Decisions is the bouncer's picture of the LAPI: every active ban decision
@@ -51,8 +61,10 @@ type held struct {
 // new decision: a prefix is held until the latest expiry of its decisions,
 // and released when the last one goes.
 type Decisions struct {
-	byID     map[int64]held
-	byPrefix map[netip.Prefix]map[int64]struct{}
+	byID map[int64]held
+	// byPrefix holds a prefix's decision ids: almost always one.
+	byPrefix map[netip.Prefix][]int64
+	sources  map[source]*source
 	// enforced is what the kernel was last told: prefix -> until.
 	enforced map[netip.Prefix]time.Time
 	protect  Protected
@@ -70,7 +82,8 @@ func NewDecisions(protect Protected) *Decisions {
 
 func (d *Decisions) reset() {
 	d.byID = map[int64]held{}
-	d.byPrefix = map[netip.Prefix]map[int64]struct{}{}
+	d.byPrefix = map[netip.Prefix][]int64{}
+	d.sources = map[source]*source{}
 	d.enforced = map[netip.Prefix]time.Time{}
 }
 
@@ -80,9 +93,9 @@ func (d *Decisions) Len() int { return len(d.enforced) }
 // Lookup returns the decisions holding exactly p, for `why`.
 func (d *Decisions) Lookup(p netip.Prefix) []Ban {
 	var out []Ban
-	for id := range d.byPrefix[p] {
+	for _, id := range d.byPrefix[p] {
 		h := d.byID[id]
-		out = append(out, Ban{Prefix: h.prefix, Until: h.until, Reason: h.reason})
+		out = append(out, Ban{Prefix: h.prefix, Until: h.until, Reason: h.reason()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Until.After(out[j].Until) })
 	return out
@@ -95,6 +108,11 @@ func ParseValue(scope, value string) (netip.Prefix, error) {
 	value = strings.TrimSpace(value)
 	switch strings.ToLower(scope) {
 	case "ip":
+		if strings.Contains(value, "/") {
+			// cscli import stores a network given without the right
+			// scope as an Ip decision: enforced as the network it is.
+			return ParseValue("range", value)
+		}
 		a, err := netip.ParseAddr(value)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("value %q is not an address", value)
@@ -112,11 +130,6 @@ func ParseValue(scope, value string) (netip.Prefix, error) {
 		return p.Masked(), nil
 	}
 	return netip.Prefix{}, fmt.Errorf("scope %q is not enforced (only Ip and Range)", scope)
-}
-
-// reason is what `why` shows for a decision.
-func reason(dec Decision) string {
-	return fmt.Sprintf("crowdsec %s by %s (decision %d)", dec.Scenario, dec.Origin, dec.ID)
 }
 
 // Lookup asks the LAPI for the active decisions on one scope and value
@@ -140,6 +153,10 @@ func (d *Decisions) Apply(s *Stream, startup bool, now time.Time, lookup Lookup)
 	unsure := map[netip.Prefix]Decision{}
 	if startup {
 		d.reset()
+		n := len(s.New)
+		d.byID = make(map[int64]held, n)
+		d.byPrefix = make(map[netip.Prefix][]int64, n)
+		d.enforced = make(map[netip.Prefix]time.Time, n)
 	}
 	for _, dec := range s.Deleted {
 		p, err := ParseValue(dec.Scope, dec.Value)
@@ -165,8 +182,10 @@ func (d *Decisions) Apply(s *Stream, startup bool, now time.Time, lookup Lookup)
 			continue // already over
 		}
 		d.hold(dec, p, now.Add(dur))
-		delete(unsure, p)
-		touched[p] = true
+		if !startup {
+			delete(unsure, p)
+			touched[p] = true
+		}
 	}
 	for p, dec := range unsure {
 		var active []Decision
@@ -174,7 +193,7 @@ func (d *Decisions) Apply(s *Stream, startup bool, now time.Time, lookup Lookup)
 		if lookup != nil {
 			active, err = lookup(dec.Scope, dec.Value)
 		}
-		for id := range d.byPrefix[p] {
+		for _, id := range append([]int64(nil), d.byPrefix[p]...) {
 			d.drop(id)
 		}
 		if lookup == nil || err != nil {
@@ -187,6 +206,7 @@ func (d *Decisions) Apply(s *Stream, startup bool, now time.Time, lookup Lookup)
 		}
 	}
 	if startup {
+		ch.Set = make([]Ban, 0, len(d.byPrefix))
 		for p := range d.byPrefix {
 			b := d.want(p)
 			d.enforced[p] = b.Until
@@ -254,11 +274,26 @@ func (d *Decisions) hold(dec Decision, p netip.Prefix, until time.Time) {
 	if old, ok := d.byID[dec.ID]; ok && old.prefix != p {
 		d.drop(dec.ID)
 	}
-	d.byID[dec.ID] = held{prefix: p, until: until, reason: reason(dec)}
-	if d.byPrefix[p] == nil {
-		d.byPrefix[p] = map[int64]struct{}{}
+	key := source{dec.Origin, dec.Scenario}
+	src := d.sources[key]
+	if src == nil {
+		src = &key
+		d.sources[key] = src
 	}
-	d.byPrefix[p][dec.ID] = struct{}{}
+	_, known := d.byID[dec.ID]
+	d.byID[dec.ID] = held{prefix: p, until: until, id: dec.ID, src: src}
+	if !known || !containsID(d.byPrefix[p], dec.ID) {
+		d.byPrefix[p] = append(d.byPrefix[p], dec.ID)
+	}
+}
+
+func containsID(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Decisions) drop(id int64) {
@@ -267,11 +302,17 @@ func (d *Decisions) drop(id int64) {
 		return
 	}
 	delete(d.byID, id)
-	if ids := d.byPrefix[h.prefix]; ids != nil {
-		delete(ids, id)
-		if len(ids) == 0 {
-			delete(d.byPrefix, h.prefix)
+	ids := d.byPrefix[h.prefix]
+	for i, x := range ids {
+		if x == id {
+			ids = append(ids[:i:i], ids[i+1:]...)
+			break
 		}
+	}
+	if len(ids) == 0 {
+		delete(d.byPrefix, h.prefix)
+	} else {
+		d.byPrefix[h.prefix] = ids
 	}
 }
 
@@ -279,14 +320,13 @@ func (d *Decisions) drop(id int64) {
 // by that decision.
 func (d *Decisions) want(p netip.Prefix) Ban {
 	var best held
-	var bestID int64
-	for id := range d.byPrefix[p] {
+	for _, id := range d.byPrefix[p] {
 		h := d.byID[id]
-		if best.until.IsZero() || h.until.After(best.until) || (h.until.Equal(best.until) && id > bestID) {
-			best, bestID = h, id
+		if best.src == nil || h.until.After(best.until) || (h.until.Equal(best.until) && id > best.id) {
+			best = h
 		}
 	}
-	return Ban{Prefix: p, Until: best.until, Reason: best.reason}
+	return Ban{Prefix: p, Until: best.until, Reason: best.reason()}
 }
 
 func absDur(d time.Duration) time.Duration {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -152,7 +153,18 @@ func (b *Bouncer) Run(ctx context.Context) error {
 	}
 	startup, backoff := true, every
 	for {
-		_, err := b.Once(ctx, startup)
+		began := b.now()
+		ch, err := b.Once(ctx, startup)
+		if err == nil && startup {
+			// A full pull decodes the LAPI's whole picture (15 MB of JSON
+			// for 100,000 decisions): give that memory back now rather
+			// than hold it until the next resync.
+			ch = nil
+			debug.FreeOSMemory()
+			b.log().Info("crowdsec full pull enforced", "enforced", b.Decisions.Len(), "took", b.now().Sub(began).Round(time.Millisecond))
+		} else if err == nil && !ch.Empty() {
+			b.log().Debug("crowdsec pull enforced", "set", len(ch.Set), "deleted", len(ch.Del), "took", b.now().Sub(began).Round(time.Millisecond))
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -262,7 +262,7 @@ func (s *scanner) read(ctx context.Context, inputs []Input, onMatch func(*Match)
 		}
 		fs := FileSummary{File: in.Name}
 		f := fileScan{s: s, in: &in, fs: &fs, onMatch: onMatch}
-		lines, overlong, err := follow.ReadAll(in.R, s.maxLine, f.line)
+		lines, overlong, err := follow.ReadAll(follow.WithContext(ctx, in.R), s.maxLine, f.line)
 		if err != nil {
 			return fmt.Errorf("guard: reading %s: %w", in.Name, err)
 		}

@@ -38,9 +38,9 @@ func labProgram(t testing.TB, b backend.Name) (*policy.Policy, *engine.Program) 
 
 // labOptions are the replay options the CLI derives from the lab policy.
 func labOptions(p *policy.Policy, b backend.Name) replay.Options {
-	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames, Mode: p.SIP.Mode, UserAgents: p.SIP.UserAgents, Guard: b == backend.NFTables}
-	for _, s := range p.SIP.Scanners.Signatures {
-		o.Signatures = append(o.Signatures, replay.Signature{Match: s.Match, IgnoreCase: s.IgnoreCase})
+	o := replay.Options{Local: labLocal, Hostnames: p.SIP.Hostnames}
+	if b == backend.NFTables {
+		o.Guard = replay.GuardFromPolicy(p)
 	}
 	return o
 }

@@ -459,7 +459,7 @@ func differential(t *testing.T, b backend.Name, path string, check func(*kernelL
 	p, prog := labProgram(t, b)
 	opt := labOptions(p, b)
 	// The kernel ruleset alone: guard's inspector is user space.
-	opt.Guard = false
+	opt.Guard = nil
 	frames, link := readFrames(t, path)
 	byNum := map[int]*kframe{}
 	for _, f := range frames {

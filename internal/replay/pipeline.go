@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -46,7 +45,6 @@ type frame struct {
 	req     sipRequest
 	reqOK   bool
 	host    int8 // the payload carries a hostname: 1, 0; -1 not looked for
-	sig     int  // the first scanner signature in the payload, -1 none, -2 not looked for
 	// The program's string matches on the packet (engine.Input.Strings),
 	// and the source's slot in the hints and in the runner's cache.
 	strs    uint64
@@ -181,7 +179,7 @@ func (pr *producer) prepare(f *frame) {
 	}
 	f.scanned = true
 	f.req, f.reqOK = scanRequest(p.Payload, &pr.msg)
-	f.host, f.sig = -1, -2
+	f.host = -1
 	if !f.reqOK {
 		return
 	}
@@ -204,21 +202,4 @@ func carries(hosts []foldFinder, payload []byte) bool {
 		}
 	}
 	return false
-}
-
-// firstSignature returns the index of the first signature found in
-// payload, or -1.
-func firstSignature(sigs []Signature, payload []byte) int {
-	for i, sig := range sigs {
-		found := false
-		if sig.IgnoreCase {
-			found = sip.ContainsFold(payload, sig.Match)
-		} else {
-			found = bytes.Contains(payload, []byte(sig.Match))
-		}
-		if found {
-			return i
-		}
-	}
-	return -1
 }

@@ -10,12 +10,13 @@
 // (it would never have sent them), so they do not teach conntrack a flow
 // the firewall refused.
 //
-// With the nftables backend the hostname knock and the scanner signatures
-// are checked by sipwall guard on packets the ruleset hands to nflog. Replay
-// models guard as an inspector that sees each such packet after the kernel
-// has decided it (nflog is asynchronous) and fills the admitted and
-// scanners sets at once; Options.NoGuard evaluates the kernel's ruleset
-// alone.
+// With the nftables backend the knock and the scanner signatures are
+// checked by sipwall guard on the packets the ruleset hands to nflog.
+// Replay runs guard's own inspector (package inspect) on exactly those
+// packets, in order, after the kernel has decided each (nflog is
+// asynchronous), and puts the sources it decides into the admitted and
+// scanners sets Guard.Delay later, as guard does (see Guard); without
+// Options.Guard the kernel's ruleset is evaluated alone.
 package replay
 
 import (
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"sort"
 	"time"
@@ -31,15 +33,8 @@ import (
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/ir"
-	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/sip"
 )
-
-// Signature is a scanner signature for the guard inspector.
-type Signature struct {
-	Match      string
-	IgnoreCase bool
-}
 
 // Options configure a replay.
 type Options struct {
@@ -48,14 +43,11 @@ type Options struct {
 	// Iface is the interface packets arrive on (default eth0).
 	Iface string
 	// Hostnames are the policy's secret hostnames: a source whose REGISTER
-	// carries one is a phone.
+	// carries one is a phone (the report's sent_hostname and locked_out).
 	Hostnames []string
-	// Guard models sipwall guard's inspector for rulesets that hand SIP
-	// packets to nflog (nftables). Mode is the policy's sip.mode.
-	Guard      bool
-	Mode       string
-	UserAgents []string
-	Signatures []Signature
+	// Guard, when set, models sipwall guard for a ruleset that hands SIP
+	// packets to nflog (nftables): GuardFromPolicy.
+	Guard *Guard
 	// Progress, when set, is called now and then with the bytes read so far.
 	Progress func(read int64)
 	// Trace, when set, is called for every packet to or from a local
@@ -217,7 +209,7 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // no packet reached the host).
 func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
 	eng := engine.New(prog, engine.Options{Iface: opt.Iface, Outgoing: true})
-	rep := &Report{Backend: string(prog.Backend), Local: opt.Local, Guard: opt.Guard, bySource: map[netip.Addr]*Source{}}
+	rep := &Report{Backend: string(prog.Backend), Local: opt.Local, Guard: opt.Guard != nil, bySource: map[netip.Addr]*Source{}}
 	var errs []error
 	warn := func(err error) {
 		errs = append(errs, err)
@@ -249,6 +241,13 @@ func Run(prog *engine.Program, inputs []Input, opt Options) (*Report, error) {
 		s.rec, s.ok = rec, true
 	}
 	r := &runner{eng: eng, rep: rep, opt: opt, prog: prog, hints: new(stringHints), bySlot: new([1 << 14]*Source)}
+	if opt.Guard != nil {
+		g, err := newGuardModel(opt.Guard, opt.Local)
+		if err != nil {
+			return rep, fmt.Errorf("guard: %w", err)
+		}
+		r.guard = g
+	}
 	for _, h := range opt.Hostnames {
 		r.hosts = append(r.hosts, newFoldFinder(h))
 	}
@@ -312,6 +311,8 @@ type runner struct {
 	bySlot *[1 << 14]*Source
 	// hints are shared with the producer.
 	hints *stringHints
+	// guard models sipwall guard (nil without Options.Guard).
+	guard *guardModel
 }
 
 func (r *runner) local(a netip.Addr) bool {
@@ -372,6 +373,9 @@ func (r *runner) packet(f *frame) {
 	}
 	if ts.After(rep.Last) {
 		rep.Last = ts
+	}
+	if r.guard != nil && len(r.guard.pending) > 0 {
+		r.guard.due(r, ts.UnixNano())
 	}
 	if !f.local {
 		rep.Other++
@@ -454,14 +458,17 @@ func (r *runner) packet(f *frame) {
 			r.enter(s, l, ts)
 		}
 	}
-	nflog := res.NFLog && res.NFLogGroup == compile.InspectGroup
+	if r.guard != nil && res.NFLog && res.NFLogGroup == compile.InspectGroup {
+		// Guard reads the packet from nflog once the kernel has decided it.
+		r.guard.inspect(r, s, p, ts)
+	}
 	// SIP requests of the source (the engine's result is not needed past
 	// this point, so parsing may reuse nothing of it).
 	var req sipRequest
 	var ok bool
-	host, sig := int8(-1), -2
+	host := int8(-1)
 	if scanned {
-		req, ok, host, sig = f.req, f.reqOK, f.host, f.sig
+		req, ok, host = f.req, f.reqOK, f.host
 	} else if sipCandidate(p) {
 		req, ok = scanRequest(p.Payload, &r.msg)
 	}
@@ -486,12 +493,6 @@ func (r *runner) packet(f *frame) {
 			}
 		}
 		s.Knocked = host == 1
-	}
-	if nflog && r.opt.Guard {
-		if sig == -2 {
-			sig = firstSignature(r.opt.Signatures, p.Payload)
-		}
-		r.inspect(s, p, req.userAgent, ts, host, sig)
 	}
 }
 
@@ -532,38 +533,6 @@ func (r *runner) carriesHostname(payload []byte) bool {
 	return false
 }
 
-// inspect is sipwall guard's decision on a packet handed to nflog: a
-// scanner signature bans the source; the knock (hostname or user-agent)
-// admits it. It acts after the kernel decided the packet.
-// host and sig are the payload's hostname and first signature (see frame).
-func (r *runner) inspect(s *Source, p *packet.Packet, ua []byte, ts time.Time, host int8, sig int) {
-	now := ts.UnixNano()
-	if sig >= 0 {
-		r.eng.AddToSet(compile.SetScanners, p.Src, now)
-		r.enter(s, ListScanner, ts)
-		return
-	}
-	admit := false
-	switch r.opt.Mode {
-	case "hostname":
-		if host < 0 {
-			admit = r.carriesHostname(p.Payload)
-		} else {
-			admit = host == 1
-		}
-	case "user-agent":
-		for _, a := range r.opt.UserAgents {
-			if sip.ContainsFold(ua, a) {
-				admit = true
-			}
-		}
-	}
-	if admit {
-		r.eng.AddToSet(compile.SetAdmitted, p.Src, now)
-		r.enter(s, ListAdmitted, ts)
-	}
-}
-
 func ruleRef(ru engine.Rule) RuleRef {
 	return RuleRef{Family: famName(ru.Family), Table: string(ru.Table), Chain: ru.Chain, Position: ru.Position, Text: ru.Text}
 }
@@ -580,6 +549,10 @@ func famName(f ir.Family) string {
 
 func (r *runner) finish() {
 	rep := r.rep
+	if r.guard != nil {
+		// Guard's last decisions reach the kernel after the capture ends.
+		r.guard.due(r, math.MaxInt64)
+	}
 	for i, ru := range r.prog.Rules {
 		c := r.eng.Counters[i]
 		rep.Rules = append(rep.Rules, RuleCount{RuleRef: ruleRef(ru), Packets: c.Packets, Bytes: c.Bytes})

@@ -153,21 +153,26 @@ func headersEnd(b []byte) bool {
 	}
 }
 
-// StreamPool hands out Streams whose buffers come from one preallocated
-// block, so that memory is bounded by the number of live flows the pool
-// was made for. It is not safe for concurrent use.
+// StreamPool hands out Streams whose buffers come from blocks of
+// poolChunk buffers, allocated as the streams are first needed, so that
+// memory is bounded by the number of flows the pool was made for and grows
+// only with the flows seen at once; a stream's buffer, once allocated, is
+// reused. It is not safe for concurrent use.
 type StreamPool struct {
 	streams []Stream
 	free    []*Stream
+	size    int
+	made    int // streams[:made] have their buffers
 }
 
-// NewStreamPool preallocates n streams of size bytes each.
+// poolChunk is the number of stream buffers allocated together.
+const poolChunk = 64
+
+// NewStreamPool makes a pool of n streams of size bytes each.
 func NewStreamPool(n, size int) *StreamPool {
 	n, size = max(n, 0), max(size, 1)
-	p := &StreamPool{streams: make([]Stream, n), free: make([]*Stream, n)}
-	block := make([]byte, n*size)
+	p := &StreamPool{streams: make([]Stream, n), free: make([]*Stream, n), size: size}
 	for i := range p.streams {
-		p.streams[i].buf = block[i*size : (i+1)*size : (i+1)*size]
 		p.free[i] = &p.streams[n-1-i]
 	}
 	return p
@@ -180,6 +185,20 @@ func (p *StreamPool) Get() *Stream {
 	}
 	s := p.free[len(p.free)-1]
 	p.free = p.free[:len(p.free)-1]
+	if s.buf == nil {
+		// The free list hands out the streams never used in order:
+		// s is streams[made]. Give it and the next ones their buffers.
+		end := min(p.made+poolChunk, len(p.streams))
+		block := make([]byte, (end-p.made)*p.size)
+		for i := p.made; i < end; i++ {
+			o := (i - p.made) * p.size
+			p.streams[i].buf = block[o : o+p.size : o+p.size]
+		}
+		p.made = end
+		if s.buf == nil { // not streams[made]: a stream Put from elsewhere
+			s.buf = make([]byte, p.size)
+		}
+	}
 	s.Reset()
 	return s
 }

@@ -162,6 +162,39 @@ func TestStreamPool(t *testing.T) {
 	}
 }
 
+// TestStreamPoolChunks: buffers are allocated as streams are first
+// needed, poolChunk at a time, each stream its own, and reused.
+func TestStreamPoolChunks(t *testing.T) {
+	const n, size = 2*poolChunk + 3, 100
+	p := NewStreamPool(n, size)
+	if p.made != 0 {
+		t.Fatalf("%d buffers allocated before any Get", p.made)
+	}
+	seen := map[*byte]bool{}
+	var got []*Stream
+	for i := range n {
+		s := p.Get()
+		if s == nil {
+			t.Fatalf("Get %d: nil", i)
+		}
+		if want := min((i/poolChunk+1)*poolChunk, n); p.made != want {
+			t.Fatalf("after %d Gets, %d buffers allocated, want %d", i+1, p.made, want)
+		}
+		if len(s.buf) != size || cap(s.buf) != size || seen[&s.buf[0]] {
+			t.Fatalf("stream %d: buffer of %d/%d bytes, shared %v", i, len(s.buf), cap(s.buf), seen[&s.buf[0]])
+		}
+		seen[&s.buf[0]] = true
+		got = append(got, s)
+	}
+	if p.Get() != nil {
+		t.Fatal("more streams than the pool holds")
+	}
+	p.Put(got[5])
+	if s := p.Get(); s != got[5] || p.made != n {
+		t.Fatal("a returned stream was not reused")
+	}
+}
+
 func TestStreamAllocs(t *testing.T) {
 	p := NewStreamPool(4, DefaultStreamBuffer)
 	data := []byte(sipMsg(1, "v=0\r\n") + sipMsg(2, ""))

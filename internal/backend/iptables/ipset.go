@@ -329,7 +329,9 @@ func (s *ipsetStore) Replace(ctx context.Context, list string, entries []backend
 		}
 		by[set.Name] = append(by[set.Name], e)
 	}
-	var w strings.Builder
+	// Every new set is filled before the first swap: a refusal (a full
+	// set) leaves the list as it was.
+	var w, swaps strings.Builder
 	for _, set := range sets {
 		tmp := set.Name + "-new"
 		family := "inet"
@@ -341,8 +343,9 @@ func (s *ipsetStore) Replace(ctx context.Context, list string, entries []backend
 		for _, e := range by[set.Name] {
 			addLine(&w, tmp, e, true)
 		}
-		fmt.Fprintf(&w, "swap %s %s\ndestroy %s\n", tmp, set.Name, tmp)
+		fmt.Fprintf(&swaps, "swap %s %s\ndestroy %s\n", tmp, set.Name, tmp)
 	}
+	w.WriteString(swaps.String())
 	if _, err := s.b.run.Run(ctx, strings.NewReader(w.String()), "ipset", "restore"); err != nil {
 		for _, set := range sets {
 			s.b.run.Run(ctx, nil, "ipset", "destroy", set.Name+"-new")
@@ -362,4 +365,34 @@ func ipsetError(err error) error {
 		return fmt.Errorf("ipset: this kernel lacks a feature the lists need: %w", err)
 	}
 	return fmt.Errorf("ipset refused the change: %w", err)
+}
+
+// DestroySets implements backend.SetDestroyer: it destroys sets and every
+// other sipwall-* ipset, once sipwall's rules no longer refer to them.
+func (b *Backend) DestroySets(ctx context.Context, sets []backend.Set) error {
+	names, err := b.setNames(ctx)
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	for _, s := range sets {
+		mine[s.Name] = true
+	}
+	var doomed []string
+	for n := range names {
+		if strings.HasPrefix(n, ipsetOwn) || mine[n] {
+			doomed = append(doomed, n)
+		}
+	}
+	sort.Strings(doomed)
+	var failed []string
+	for _, n := range doomed {
+		if _, err := b.run.Run(ctx, nil, "ipset", "destroy", n); err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", n, ipsetError(err)))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("ipset: could not destroy %s", strings.Join(failed, ", "))
+	}
+	return nil
 }

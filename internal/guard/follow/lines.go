@@ -12,6 +12,7 @@ package follow
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 )
@@ -140,4 +141,21 @@ func ReadAll(r io.Reader, maxLine int, fn func(n int, line []byte)) (lines int, 
 		n++
 		fn(n, line)
 	}
+}
+
+// WithContext returns a reader of r that fails with ctx's error once ctx is
+// done, so that a reader of an endless input (a device, a pipe that never
+// closes, one line without end) stops when told.
+func WithContext(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -6,10 +6,12 @@
 // sipwall guard through nflog, and guard puts the source in the admitted or
 // scanners set.
 //
-// The inspector is pure and does not allocate per packet in steady state:
+// The inspector is pure (no I/O: sipwall guard feeds it from nflog, sipwall
+// replay from a capture) and does not allocate per packet in steady state:
 // it reads a decoded packet (package packet), parses SIP with package sip
 // (header names case-insensitive, compact forms, folded lines), reassembles
-// TCP segments per flow in buffers preallocated at New, and searches the
+// TCP segments per flow in buffers of a pool bounded at New (allocated 64 at
+// a time as flows need them, then reused), and searches the
 // message in a scratch buffer it owns. It matches where the article's
 // iptables string match would, anywhere in the SIP message, but only in a
 // payload that is SIP (a request or status line first) and after undoing
@@ -170,7 +172,8 @@ type Inspector struct {
 // datagram holds at most 64 KiB.
 const maxScratch = 64 << 10
 
-// New returns an inspector for cfg; its memory is allocated here, once.
+// New returns an inspector for cfg; its memory is allocated here, once,
+// but for the flows' buffers (sip.StreamPool), allocated as flows need them.
 func New(cfg Config) *Inspector {
 	if cfg.MaxFlows <= 0 {
 		cfg.MaxFlows = 4096

@@ -406,6 +406,25 @@ func (j *Jail) record(i uint32, e *entry, now uint32) int {
 	return n
 }
 
+// Succeeded records that addr authenticated successfully at time at: the
+// failures counted against its source are forgotten (a phone with one
+// mistyped line still registers with the others), but a ban is not
+// lifted, and its recidive chain is kept. It reports whether a count was
+// reset.
+func (j *Jail) Succeeded(at time.Time, addr netip.Addr) bool {
+	k, _ := j.source(addr.Unmap())
+	_, i := j.find(&k)
+	if i == 0 {
+		return false
+	}
+	e := j.at(i)
+	if at.UnixNano() < e.until || e.nfail == 0 {
+		return false
+	}
+	e.nfail = 0
+	return true
+}
+
 // BannedUntil reports whether addr is banned at now, and until when.
 func (j *Jail) BannedUntil(addr netip.Addr, now time.Time) (time.Time, bool) {
 	k, _ := j.source(addr.Unmap())
@@ -430,6 +449,13 @@ func (j *Jail) Banned() int { return j.lists[listBanned].n }
 // arrived out of order may be forgotten a little later.
 func (j *Jail) Prune(now time.Time) int {
 	return j.expire(stamp(now), -1)
+}
+
+// PruneAtMost is Prune forgetting at most n sources of each list, for a
+// caller that holds a lock and lets others in between rounds. It returns
+// how many were forgotten; fewer than n means none is left to forget.
+func (j *Jail) PruneAtMost(now time.Time, n int) int {
+	return j.expire(stamp(now), max(n, 1))
 }
 
 // expire forgets idle sources at the heads of the lists, at most limit from

@@ -386,3 +386,25 @@ func BenchmarkFailWithBansHeld(b *testing.B) {
 		})
 	}
 }
+
+func TestPruneAtMostInRounds(t *testing.T) {
+	j := mustNew(t, Config{MaxRetry: 1, BanTime: time.Minute, MaxBanTime: time.Minute, RecidiveWindow: time.Minute})
+	for _, a := range attackers(10000, false) {
+		j.Fail(t0, a)
+	}
+	rounds, later := 0, t0.Add(time.Hour)
+	for {
+		n := j.PruneAtMost(later, 1000)
+		if n > 2000 {
+			t.Fatalf("round forgot %d", n)
+		}
+		rounds++
+		if n < 1000 {
+			break
+		}
+	}
+	if j.Tracked() != 0 || rounds < 10 {
+		t.Errorf("%d rounds, %d left", rounds, j.Tracked())
+	}
+	check(t, j)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/guard/ban"
+	"github.com/sipwall/sipwall/internal/guard/events"
 	"github.com/sipwall/sipwall/internal/guard/inspect"
 	"github.com/sipwall/sipwall/internal/guard/jail"
 )
@@ -241,6 +242,37 @@ func TestMissingLogStaysUnhealthyUntilItWrites(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With IPv6 sources counted per /64, every address of a banned /64 is
+// banned at its first failure, for what is left of the network's ban.
+func TestIPv6PrefixBansEveryAddressOfTheNetwork(t *testing.T) {
+	fb := &ban.Fake{}
+	g, err := New(Config{Logs: []string{filepath.Join(t.TempDir(), "log")}, Banner: fb,
+		Jail: jail.Config{MaxRetry: 3, FindTime: time.Minute, BanTime: time.Hour, IPv6Prefix: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	fail := func(a string, at time.Time) { g.failure(ctx, events.Event{Addr: netip.MustParseAddr(a)}, "log", at) }
+	fail("2001:db8:1:2::1", now)
+	fail("2001:db8:1:2::2", now)
+	fail("2001:db8:1:2::3", now) // the third failure of the /64
+	if !fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:2::3")) {
+		t.Fatalf("the address that completed the /64's failures is not banned:\n%s", fb)
+	}
+	fail("2001:db8:1:2:ffff::9", now.Add(10*time.Minute))
+	if !fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:2:ffff::9")) {
+		t.Errorf("another address of the banned /64 is not banned:\n%s", fb)
+	}
+	if !strings.Contains(fb.String(), "banned 2001:db8:1:2:ffff::9 50m0s") {
+		t.Errorf("not banned for the rest of the network's ban:\n%s", fb)
+	}
+	fail("2001:db8:1:3::1", now)
+	if fb.Has(compile.SetBanned, netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Errorf("a neighbouring /64 banned on its first failure")
 	}
 }
 
