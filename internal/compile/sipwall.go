@@ -38,6 +38,9 @@ func (c *compiler) raw() {
 	for _, f := range c.p.Feeds {
 		c.listDrop(pub, ir.KindFeed, FeedSet(f.Name), "on the "+f.Name+" feed")
 	}
+	if p.SIP.Answers.Enabled() {
+		appendRules(pub, rule(ir.KindAnswerBanned, "banned by the failure answers it collected", ir.VDrop, ir.InSet{Set: SetAnswered}))
+	}
 	appendRules(pub, rule(ir.KindScannerBanned, "banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
 		appendRules(pub, rule(ir.KindDispatch, "SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
