@@ -117,8 +117,8 @@ type Source struct {
 	// 484) the host sent the source, of those the ruleset let it send.
 	FailureAnswers int       `json:"failure_answers,omitempty"`
 	FirstAt        time.Time `json:"first_seen"`
-	LastAt  time.Time               `json:"last_seen"`
-	lists   uint8
+	LastAt         time.Time `json:"last_seen"`
+	lists          uint8
 	// The method counted last, for the next request of the source.
 	lastMethod []byte
 	lastMC     *MethodCount
