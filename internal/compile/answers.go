@@ -25,12 +25,21 @@ func (c *compiler) answers() {
 	if !a.Enabled() {
 		return
 	}
+	// One test of the first bytes sends the 4xx answers on: the other
+	// answers (1xx, 2xx: most of what a PBX sends) and requests cost a
+	// port match and one short string comparison.
 	out := c.chain(ir.Raw, ChainAnswersOut, ir.Output, ir.VAccept)
-	if len(c.p.SIP.UDPPorts) > 0 {
-		appendRules(out, rule(ir.KindDispatch, "answers from SIP over UDP", ir.JumpTo(ChainAnswer), ir.Proto{Proto: ir.ProtoUDP}, ir.SPort{Ports: ports(c.p.SIP.UDPPorts)}))
-	}
-	if len(c.p.SIP.TCPPorts) > 0 {
-		appendRules(out, rule(ir.KindDispatch, "answers from SIP over TCP", ir.JumpTo(ChainAnswer), ir.Proto{Proto: ir.ProtoTCP}, ir.SPort{Ports: ports(c.p.SIP.TCPPorts)}))
+	const failure = "SIP/2.0 4"
+	for _, t := range []struct {
+		proto uint8
+		ps    []policy.Port
+		what  string
+	}{{ir.ProtoUDP, c.p.SIP.UDPPorts, "UDP"}, {ir.ProtoTCP, c.p.SIP.TCPPorts, "TCP"}} {
+		if len(t.ps) == 0 {
+			continue
+		}
+		r := rule(ir.KindDispatch, "4xx answers from SIP over "+t.what, ir.JumpTo(ChainAnswer), ir.Proto{Proto: t.proto}, ir.SPort{Ports: ports(t.ps)})
+		c.payloadStart(out, failure, r, t.proto)
 	}
 	ch := c.chain(ir.Raw, ChainAnswer, "", ir.Verdict{})
 	appendRules(ch,
@@ -51,7 +60,7 @@ func (c *compiler) answerClass(ch *ir.Chain, chain, bucket, what string, codes [
 	}
 	for _, code := range codes {
 		needle := fmt.Sprintf("SIP/2.0 %d ", code)
-		c.payloadStart(ch, needle, rule(ir.KindAnswer, fmt.Sprintf("%s: %d sent", what, code), ir.JumpTo(chain)))
+		c.payloadStart(ch, needle, rule(ir.KindAnswer, fmt.Sprintf("%s: %d sent", what, code), ir.JumpTo(chain)), 0)
 	}
 	cc := c.chain(ir.Raw, chain, "", ir.Verdict{})
 	over := ir.SourceRateOver{Name: bucket, Rate: r.Count, Per: r.Per.Duration, Burst: r.Count, Size: c.p.Lists.Capacity, Dir: ir.DstAddr}
@@ -63,12 +72,13 @@ func (c *compiler) answerClass(ch *ir.Chain, chain, bucket, what string, codes [
 	})
 }
 
-// payloadStart appends r to ch once per family and transport, matching
-// needle where it starts the UDP or TCP payload: nftables reads the
-// payload itself; xt_string counts offsets from the network header, so the
-// window is right after an option-less IP header and the UDP header, or
-// anywhere a TCP header of 20 to 60 bytes can end.
-func (c *compiler) payloadStart(ch *ir.Chain, needle string, r *ir.Rule) {
+// payloadStart appends r to ch once per family and transport (proto, or
+// both UDP and TCP when 0), matching needle where it starts the UDP or TCP
+// payload: nftables reads the payload itself; xt_string counts offsets
+// from the network header, so the window is right after an option-less IP
+// header and the UDP header, or anywhere a TCP header of 20 to 60 bytes
+// can end. r must not have a Proto match of its own with proto 0.
+func (c *compiler) payloadStart(ch *ir.Chain, needle string, r *ir.Rule, proto uint8) {
 	if c.nft() {
 		x := *r
 		x.Matches = append(append([]ir.Match(nil), r.Matches...), ir.Payload{Offset: 0, Bytes: needle})
@@ -85,13 +95,16 @@ func (c *compiler) payloadStart(ch *ir.Chain, needle string, r *ir.Rule) {
 		{ir.IPv4, 20, ir.ProtoUDP, 8, 8}, {ir.IPv4, 20, ir.ProtoTCP, 20, 60},
 		{ir.IPv6, 40, ir.ProtoUDP, 8, 8}, {ir.IPv6, 40, ir.ProtoTCP, 20, 60},
 	} {
-		if !c.rs.Families.Has(f.fam) {
+		if !c.rs.Families.Has(f.fam) || (proto != 0 && proto != f.proto) {
 			continue
 		}
 		x := *r
 		x.Family = f.fam
-		x.Matches = append(append([]ir.Match(nil), r.Matches...), ir.Proto{Proto: f.proto},
-			ir.String{Pattern: needle, From: f.ip + f.min, To: f.ip + f.max + n})
+		x.Matches = append([]ir.Match(nil), r.Matches...)
+		if proto == 0 {
+			x.Matches = append(x.Matches, ir.Proto{Proto: f.proto})
+		}
+		x.Matches = append(x.Matches, ir.String{Pattern: needle, From: f.ip + f.min, To: f.ip + f.max + n})
 		appendRules(ch, &x)
 	}
 }
