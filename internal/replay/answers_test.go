@@ -121,6 +121,9 @@ func TestAnswersReport(t *testing.T) {
 
 func checkAnswersReport(t *testing.T, rep *replay.Report) {
 	t.Helper()
+	if rep.Totals.SourcesBanned != 2 {
+		t.Errorf("%d sources banned, want 2 (the guesser and the enumerator)", rep.Totals.SourcesBanned)
+	}
 	for _, c := range []struct {
 		addr    netip.Addr
 		banned  bool

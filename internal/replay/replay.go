@@ -608,6 +608,8 @@ func (r *runner) finish() {
 		if s.lists&(listBits[ListScanner]|listBits[ListTrapped]) != 0 {
 			rep.Totals.SourcesBanned++
 			rep.Totals.ScanAttemptsThwarted += uint64(s.Dropped)
+		} else if s.lists&listBits[ListAnswered] != 0 {
+			rep.Totals.SourcesBanned++
 		}
 		if s.lists&listBits[ListAdmitted] != 0 {
 			rep.Totals.PhonesAdmitted++
