@@ -112,7 +112,7 @@ func runApply(e *env) int {
 	if plan.restart {
 		if err := startGuard(e.ctx, e.stdout, name, *stateDir, guardStartWait); err != nil {
 			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
-			if _, rerr := m.Rollback(e.ctx); rerr != nil {
+			if _, rerr := m.RollbackBecause(e.ctx, apply.WhyGuardFailed); rerr != nil {
 				fmt.Fprintf(e.stderr, "sipwall apply: rolling back: %v\n", rerr)
 			} else {
 				fmt.Fprintln(e.stderr, "sipwall apply: the previous ruleset is back: without guard this one would close SIP")
@@ -221,11 +221,33 @@ func runRollback(e *env) int {
 		return exitFailure
 	}
 	if prev == nil {
-		fmt.Fprintln(e.stdout, "rolled back: sipwall's ruleset removed (there was none before); the lists are kept")
+		fmt.Fprintln(e.stdout, "rolled back the unconfirmed first apply: sipwall's ruleset removed and the host's own policies back; the lists are kept")
 	} else {
 		fmt.Fprintf(e.stdout, "rolled back to the ruleset of %s applied %s\n", prev.PolicyFile, prev.AppliedAt.Format(time.RFC3339))
 	}
 	return exitOK
+}
+
+// describeEvent says in words what a rollback or removal did.
+func describeEvent(ev apply.Event) string {
+	ref := func(g *apply.GenRef) string {
+		if g == nil {
+			return "none (sipwall's ruleset removed)"
+		}
+		return fmt.Sprintf("%s applied %s with %s", g.PolicyFile, g.AppliedAt.UTC().Format(time.RFC3339), g.Backend)
+	}
+	at := ev.At.UTC().Format(time.RFC3339)
+	if ev.Kind == apply.EventRemove {
+		return fmt.Sprintf("removed %s (`sipwall remove`): was %s", at, ref(ev.From))
+	}
+	why := ev.Why
+	switch why {
+	case apply.WhyUnconfirmed:
+		why = "not confirmed before the deadline"
+	case apply.WhyByHand:
+		why = "by hand, `sipwall rollback`"
+	}
+	return fmt.Sprintf("rolled back %s (%s): from %s to %s", at, why, ref(ev.From), ref(ev.To))
 }
 
 func runStatus(e *env) int {
@@ -260,11 +282,25 @@ func runStatus(e *env) int {
 		if g, ok := guardStatus(*stateDir); ok {
 			out["guard"] = g
 		}
+		out["history"] = s.History
+		if last := s.Last(); last != nil {
+			out["last_change"] = last
+			if s.Current == nil && last.Kind == apply.EventRemove {
+				out["removed"] = true
+			}
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
 	} else if s.Current == nil {
-		fmt.Fprintln(e.stdout, "sipwall's ruleset is not applied")
+		switch last := s.Last(); {
+		case last == nil:
+			fmt.Fprintln(e.stdout, "sipwall's ruleset is not applied")
+		case last.Kind == apply.EventRemove:
+			fmt.Fprintf(e.stdout, "sipwall is removed: %s\n", describeEvent(*last))
+		default:
+			fmt.Fprintf(e.stdout, "sipwall's ruleset is not applied: %s\n", describeEvent(*last))
+		}
 	} else {
 		c := s.Current
 		fmt.Fprintf(e.stdout, "applied:  %s, %s\npolicy:   %s (sha256 %s)\n", c.Backend, c.AppliedAt.Format(time.RFC3339), c.PolicyFile, c.PolicyHash[:min(12, len(c.PolicyHash))])
@@ -278,6 +314,12 @@ func runStatus(e *env) int {
 			fmt.Fprintf(e.stdout, "drift:    the kernel's ruleset differs from what sipwall applied:\n%s\n", indent(s.DriftDetail))
 		} else {
 			fmt.Fprintln(e.stdout, "drift:    none")
+		}
+		if last := s.Last(); last != nil {
+			fmt.Fprintf(e.stdout, "last:     %s\n", describeEvent(*last))
+			if n := len(s.History); n > 1 {
+				fmt.Fprintf(e.stdout, "          (%d rollbacks and removals remembered: status --json lists them)\n", n)
+			}
 		}
 		if w := guardMissing(*stateDir, c.Backend); w != "" {
 			fmt.Fprintln(e.stdout, w)

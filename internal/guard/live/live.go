@@ -111,6 +111,10 @@ type Config struct {
 	Health  *Health
 	Log     *slog.Logger
 
+	// Fleet says guard pulls bans from elsewhere (CrowdSec, feeds): with
+	// it, no log, AMI account or inspector is needed.
+	Fleet bool
+
 	// OnBan, when set, is told of every ban guard makes (after it is in
 	// the kernel): the CrowdSec watcher pushes them to the fleet. It must
 	// not block.
@@ -151,7 +155,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Banner == nil {
 		return nil, errors.New("guard: no banner")
 	}
-	if len(cfg.Logs) == 0 && len(cfg.AMI) == 0 && cfg.Inspect == nil {
+	if len(cfg.Logs) == 0 && len(cfg.AMI) == 0 && cfg.Inspect == nil && !cfg.Fleet {
 		return nil, errors.New("guard: nothing to watch: give log files, an AMI account, or run the inspector")
 	}
 	j, err := jail.New(cfg.Jail)
