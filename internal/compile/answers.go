@@ -108,3 +108,11 @@ func (c *compiler) payloadStart(ch *ir.Chain, needle string, r *ir.Rule, proto u
 		appendRules(ch, &x)
 	}
 }
+
+// answerRate describes a class's rate for the notes.
+func answerRate(r policy.Rate) string {
+	if r.Count == 0 {
+		return "not counted"
+	}
+	return fmt.Sprintf("over %d per %s", r.Count, seconds(r.Per.Duration))
+}

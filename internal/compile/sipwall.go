@@ -434,6 +434,10 @@ func (c *compiler) notes() {
 	} else {
 		add("Mode %s admits no one by a knock: a scanner signature anywhere in a SIP packet from a source that is neither trusted nor allowed bans it, a phone's chat message included. Put trunks in trusted and your own phones' networks in trusted.sip or the allowed list.", p.SIP.Mode)
 	}
+	if a := p.SIP.Answers; a.Enabled() {
+		add("Bans by answers (sip.answers): the failure answers the host sends from its SIP UDP and TCP ports (401/407/403: %s; 404/484: %s) are counted per remote address in the raw table's OUTPUT, where the status line starts the payload; an address over the rate is banned from every port for %s (list %s). Trusted and allowed addresses are never counted; phones behind one NAT address share a count. TLS hides the answers.",
+			answerRate(a.AuthFailures), answerRate(a.NotFound), a.BanFor, SetAnswered)
+	}
 	add("Per-source rates are token buckets: N per period, at most N at once; lists hold up to %d entries and never evict a live one.", p.Lists.Capacity)
 	if !p.IPv6 {
 		add("IPv6 is left alone by this policy (ipv6: false).")
