@@ -43,6 +43,10 @@ const (
 	IAX2NoSuchPeer               // chan_iax2: "No registration for peer"
 	HackingAttempt               // chan_sip: "hacking attempt detected"
 	RejectedConnection           // FreePBX dialplan: "Rejecting unknown SIP connection from"
+	FreeSWITCHAuthFailure        // FreeSWITCH sofia: "SIP auth failure (REGISTER|INVITE) on sofia profile"
+	FreeSWITCHUserNotFound       // FreeSWITCH sofia: "Can't find user [user@domain] from"
+	KamailioAuthFailed           // Kamailio: the auth route's xlog line (docs/guard.md)
+	KamailioPikeBlocked          // Kamailio pike: the request rate limit blocked the address
 	numKinds
 )
 
@@ -65,6 +69,10 @@ var kindNames = [numKinds]string{
 	IAX2NoSuchPeer:          "IAX2NoSuchPeer",
 	HackingAttempt:          "HackingAttempt",
 	RejectedConnection:      "RejectedConnection",
+	FreeSWITCHAuthFailure:   "FreeSWITCHAuthFailure",
+	FreeSWITCHUserNotFound:  "FreeSWITCHUserNotFound",
+	KamailioAuthFailed:      "KamailioAuthFailed",
+	KamailioPikeBlocked:     "KamailioPikeBlocked",
 }
 
 // String returns the stable name of the kind ("" for KindNone).
