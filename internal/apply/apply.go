@@ -66,6 +66,82 @@ func (m *Manager) install(ctx context.Context, be backend.Backend, gen, cur *Gen
 	return nil
 }
 
+// switchTo loads gen with be in place of st.Current. With the same
+// backend the backend carries the lists over itself. Between backends the
+// lists are read from the old backend's sets, the new ruleset is loaded
+// and the entries written into its sets with their remaining timeouts;
+// then the old backend's ruleset and sets are removed. When loading or
+// filling the new ruleset fails, the new backend's part is removed again
+// and the old one stays as it was.
+func (m *Manager) switchTo(ctx context.Context, be backend.Backend, gen *Generation, st *State) error {
+	cur := st.Current
+	if cur == nil || cur.Backend == gen.Backend {
+		return m.install(ctx, be, gen, cur, st)
+	}
+	old, err := m.backend(cur.Backend)
+	if err != nil {
+		return err
+	}
+	oldSets, err := m.CurrentSets(ctx, cur)
+	if err != nil {
+		return fmt.Errorf("read the %s lists: %w", cur.Backend, err)
+	}
+	entries, err := readLists(ctx, old.Store(oldSets), oldSets)
+	if err != nil {
+		return fmt.Errorf("read the %s lists to carry them over: %w", cur.Backend, err)
+	}
+	if err := m.install(ctx, be, gen, nil, st); err != nil {
+		return err
+	}
+	var carry []backend.Entry
+	for _, e := range entries {
+		if s, err := backend.SetFor(gen.Sets, e.List, e.Prefix); err == nil && !s.Static {
+			if max := be.MaxTimeout(); e.Remaining > max {
+				e.Remaining = max
+			}
+			carry = append(carry, e)
+		}
+	}
+	if len(carry) > 0 {
+		if _, _, err := be.Store(gen.Sets).Add(ctx, carry); err != nil {
+			m.purge(ctx, be, gen.Sets, st)
+			return fmt.Errorf("carry the lists from %s to %s: %w; the %s ruleset stays", cur.Backend, gen.Backend, err, cur.Backend)
+		}
+	}
+	if err := m.purge(ctx, old, oldSets, st); err != nil {
+		return fmt.Errorf("applied with %s and the lists carried over, but removing the %s ruleset failed: %w", gen.Backend, cur.Backend, err)
+	}
+	return nil
+}
+
+// readLists reads every list held in sets that an apply carries over
+// (the static sets are the policy's).
+func readLists(ctx context.Context, store backend.SetStore, sets []backend.Set) ([]backend.Entry, error) {
+	var lists []string
+	seen := map[string]bool{}
+	for _, s := range sets {
+		if !s.Static && !seen[s.List] {
+			seen[s.List] = true
+			lists = append(lists, s.List)
+		}
+	}
+	if len(lists) == 0 {
+		return nil, nil
+	}
+	return store.Read(ctx, lists...)
+}
+
+// purge removes a backend's ruleset and its sets (the lists in them).
+func (m *Manager) purge(ctx context.Context, be backend.Backend, sets []backend.Set, st *State) error {
+	if err := be.Uninstall(ctx, &st.Memory); err != nil {
+		return err
+	}
+	if d, ok := be.(backend.SetDestroyer); ok {
+		return d.DestroySets(ctx, sets)
+	}
+	return nil
+}
+
 // lockState takes the lock and reads the state; the returned function
 // releases the lock.
 func (m *Manager) lockState() (*State, func(), error) {
@@ -119,16 +195,8 @@ func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := m.install(ctx, be, gen, st.Current, st); err != nil {
+	if err := m.switchTo(ctx, be, gen, st); err != nil {
 		return nil, err
-	}
-	// Switching backends: the other one's part goes away.
-	if st.Current != nil && st.Current.Backend != gen.Backend {
-		if old, err := m.backend(st.Current.Backend); err == nil {
-			if err := old.Uninstall(ctx, &st.Memory); err != nil {
-				return nil, fmt.Errorf("applied with %s, but removing the %s ruleset failed: %w", gen.Backend, st.Current.Backend, err)
-			}
-		}
 	}
 	gen.AppliedAt = m.now()
 	if gen.Fingerprint, err = be.Fingerprint(ctx); err != nil {
@@ -157,7 +225,7 @@ func (m *Manager) Apply(ctx context.Context, gen *Generation, o ApplyOptions) (*
 		if err != nil {
 			// Without a watchdog nobody would roll back: undo now.
 			unlock()
-			m.rollback(ctx, "")
+			m.rollback(ctx, p.Token, WhyNoWatchdog)
 			return nil, fmt.Errorf("could not start the rollback watchdog, ruleset rolled back: %w", err)
 		}
 		p.PID = pid
@@ -186,10 +254,24 @@ func (m *Manager) Confirm(ctx context.Context) error {
 	return st.Save(m.StateDir)
 }
 
-// Rollback restores the previous ruleset (or removes sipwall's if there was
-// none). The lists keep their entries.
+// ErrNothingToRollBack is returned by a rollback that has nothing to go
+// back to; it changes nothing.
+var ErrNothingToRollBack = errors.New("nothing to roll back to")
+
+// Rollback restores the previous ruleset, by hand. A rollback goes back one
+// apply: with no previous ruleset it changes nothing and returns
+// ErrNothingToRollBack, except while the host's first apply waits for
+// confirmation, when it removes sipwall's ruleset as the deadline would.
+// The lists keep their entries.
 func (m *Manager) Rollback(ctx context.Context) (*Generation, error) {
-	return m.rollback(ctx, "")
+	return m.rollback(ctx, "", WhyByHand)
+}
+
+// RollbackBecause is Rollback with the reason status records (one of the
+// Why constants). WhyGuardFailed may remove sipwall's ruleset when there
+// was none before the apply it undoes.
+func (m *Manager) RollbackBecause(ctx context.Context, why string) (*Generation, error) {
+	return m.rollback(ctx, "", why)
 }
 
 // RollbackIfPending is the watchdog's rollback: it happens only if the
@@ -202,11 +284,11 @@ func (m *Manager) RollbackIfPending(ctx context.Context, token string) (bool, er
 	if st.Pending == nil || st.Pending.Token != token {
 		return false, nil
 	}
-	_, err = m.rollback(ctx, token)
+	_, err = m.rollback(ctx, token, WhyUnconfirmed)
 	return err == nil, err
 }
 
-func (m *Manager) rollback(ctx context.Context, token string) (*Generation, error) {
+func (m *Manager) rollback(ctx context.Context, token, why string) (*Generation, error) {
 	st, unlock, err := m.lockState()
 	if err != nil {
 		return nil, err
@@ -216,13 +298,22 @@ func (m *Manager) rollback(ctx context.Context, token string) (*Generation, erro
 		return nil, nil // confirmed in the meantime
 	}
 	if st.Current == nil {
-		return nil, fmt.Errorf("nothing to roll back: sipwall has applied nothing")
+		last := ""
+		if n := len(st.History); n > 0 {
+			e := st.History[n-1]
+			last = fmt.Sprintf(" (the last change was a %s at %s)", e.Kind, e.At.UTC().Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("%w: sipwall's ruleset is not applied%s; nothing changed", ErrNothingToRollBack, last)
+	}
+	prev := st.Previous
+	if prev == nil && st.Pending == nil && why != WhyGuardFailed {
+		return nil, fmt.Errorf("%w: the ruleset applied %s (%s) is the oldest sipwall keeps, and a rollback goes back one apply; nothing changed and the firewall stays as it is. `sipwall apply` loads another policy, `sipwall remove` takes sipwall off the host",
+			ErrNothingToRollBack, st.Current.AppliedAt.UTC().Format(time.RFC3339), st.Current.PolicyFile)
 	}
 	cur, err := m.backend(st.Current.Backend)
 	if err != nil {
 		return nil, err
 	}
-	prev := st.Previous
 	if prev == nil {
 		if err := cur.Uninstall(ctx, &st.Memory); err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
@@ -232,18 +323,47 @@ func (m *Manager) rollback(ctx context.Context, token string) (*Generation, erro
 		if err != nil {
 			return nil, err
 		}
-		if err := m.install(ctx, be, prev, st.Current, st); err != nil {
+		if err := m.switchTo(ctx, be, prev, st); err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
-		}
-		if prev.Backend != st.Current.Backend {
-			cur.Uninstall(ctx, &st.Memory)
 		}
 		if prev.Fingerprint, err = be.Fingerprint(ctx); err != nil {
 			return nil, err
 		}
 	}
+	st.record(Event{Kind: EventRollback, At: m.now().UTC(), Why: why, From: st.Current.Ref(), To: prev.Ref()})
 	st.Current, st.Previous, st.Pending = prev, nil, nil
 	return prev, st.Save(m.StateDir)
+}
+
+// Remove takes sipwall off the host: its ruleset and its sets go (the
+// lists in them too: the caller saves them first), the base chain policies
+// it changed get their old values back and the tables it created go. The
+// state keeps no generation, and records the removal. With nothing applied
+// it changes nothing and says so.
+func (m *Manager) Remove(ctx context.Context) (*GenRef, error) {
+	st, unlock, err := m.lockState()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if st.Current == nil {
+		return nil, fmt.Errorf("nothing to remove: sipwall's ruleset is not applied; nothing changed")
+	}
+	be, err := m.backend(st.Current.Backend)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := m.CurrentSets(ctx, st.Current)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.purge(ctx, be, sets, st); err != nil {
+		return nil, fmt.Errorf("remove: %w", err)
+	}
+	from := st.Current.Ref()
+	st.record(Event{Kind: EventRemove, At: m.now().UTC(), Why: WhyByHand, From: from})
+	st.Current, st.Previous, st.Pending = nil, nil, nil
+	return from, st.Save(m.StateDir)
 }
 
 // Status is what sipwall status reports.
@@ -257,6 +377,16 @@ type Status struct {
 	DriftDetail string `json:"drift_detail,omitempty"`
 	// PolicyChanged is true when the policy file changed since the apply.
 	PolicyChanged bool `json:"policy_changed"`
+	// History is the rollbacks and removals, oldest first.
+	History []Event `json:"history,omitempty"`
+}
+
+// Last is the latest rollback or removal (nil when none).
+func (s *Status) Last() *Event {
+	if len(s.History) == 0 {
+		return nil
+	}
+	return &s.History[len(s.History)-1]
 }
 
 // Status reads the state and compares the kernel with it.
@@ -265,7 +395,7 @@ func (m *Manager) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Current: st.Current, Previous: st.Previous, Pending: st.Pending}
+	s := &Status{Current: st.Current, Previous: st.Previous, Pending: st.Pending, History: st.History}
 	if st.Current == nil {
 		return s, nil
 	}

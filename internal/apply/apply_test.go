@@ -3,6 +3,7 @@ package apply_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,18 +127,29 @@ func TestApplyTouchesOnlySipwallsPart(t *testing.T) {
 			if st, err := m.Status(ctx); err != nil || st.Drift {
 				t.Errorf("status right after apply: drift %v (%v): %s", st.Drift, err, st.DriftDetail)
 			}
-			// Back to the first apply, then to nothing: removing sipwall
-			// restores exactly what was there.
-			for i := 0; i < 2; i++ {
-				if _, err := m.Rollback(ctx); err != nil {
-					t.Fatal(err)
-				}
+			// Back to the first apply; a second rollback has nothing to go
+			// back to: it changes nothing and says so.
+			if _, err := m.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			applied := kernelState(t, ns)
+			if _, err := m.Rollback(ctx); !errors.Is(err, apply.ErrNothingToRollBack) || !strings.Contains(err.Error(), "sipwall remove") {
+				t.Fatalf("second rollback: %v, want ErrNothingToRollBack naming sipwall remove", err)
+			}
+			if got := kernelState(t, ns); got != applied {
+				t.Errorf("a refused rollback changed the kernel:\n--- before\n%s\n--- after\n%s", applied, got)
+			}
+			if b == backend.IPTables && !strings.Contains(nstest.Run(t, ns, "iptables-save"), ":INPUT DROP") {
+				t.Error("a refused rollback opened INPUT")
+			}
+			// Removing sipwall restores exactly what was there, sets
+			// included.
+			if _, err := m.Remove(ctx); err != nil {
+				t.Fatal(err)
 			}
 			got := kernelState(t, ns)
-			// The lists are kept: drop them from the comparison.
-			got = regexp.MustCompile(`(?m)^sipwall-\S+\n`).ReplaceAllString(got, "")
 			if got != before {
-				t.Errorf("after rollback the kernel differs from before:\n--- before\n%s\n--- after\n%s", before, got)
+				t.Errorf("after remove the kernel differs from before:\n--- before\n%s\n--- after\n%s", before, got)
 			}
 		})
 	}

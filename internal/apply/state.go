@@ -48,6 +48,27 @@ type Generation struct {
 	// their kinds (from the renderer's listing): stats maps the kernel's
 	// counters to them.
 	Rules []ir.RuleRef `json:"rules,omitempty"`
+	// Open is what the ruleset leaves open, to whom (from the policy):
+	// apply's summary, and the ports a diff shows opened and closed.
+	Open []Opening `json:"open,omitempty"`
+}
+
+// Opening is one way into the host a ruleset leaves open.
+type Opening struct {
+	// Service is "SSH", "SIP", "SIP over TLS", "RTP", "accepted
+	// service", "trusted", "trap".
+	Service string `json:"service"`
+	// Proto is "tcp", "udp" or "any".
+	Proto string `json:"proto"`
+	// Ports are the ports ("5060", "10000-20000", "any").
+	Ports string `json:"ports"`
+	// Who may reach them, in words.
+	Who string `json:"who"`
+}
+
+// String is the opening in one line.
+func (o Opening) String() string {
+	return fmt.Sprintf("%s %s/%s: %s", o.Service, o.Proto, o.Ports, o.Who)
 }
 
 // Pending is an apply waiting for `sipwall confirm`.
@@ -65,12 +86,72 @@ type State struct {
 	Pending  *Pending    `json:"pending,omitempty"`
 	// Memory is what the backends remember of the host's own objects.
 	backend.Memory
+	// History is the rollbacks and removals, oldest first (the last
+	// MaxHistory of them).
+	History []Event `json:"history,omitempty"`
 	// SavedAt is when this state was written.
 	SavedAt time.Time `json:"saved_at,omitzero"`
 	// Checksum is "sha256:HEX" of the file as written with Checksum empty:
 	// a truncated or damaged state.json is recognised, never acted on.
 	// Files written before it existed have none and are read as they are.
 	Checksum string `json:"checksum,omitempty"`
+}
+
+// MaxHistory is how many rollbacks and removals the state remembers.
+const MaxHistory = 20
+
+// Kinds of Event.
+const (
+	EventRollback = "rollback"
+	EventRemove   = "remove"
+)
+
+// Reasons for a rollback.
+const (
+	// WhyUnconfirmed: the commit-confirm deadline passed without
+	// `sipwall confirm`.
+	WhyUnconfirmed = "unconfirmed"
+	// WhyByHand: `sipwall rollback`.
+	WhyByHand = "by hand"
+	// WhyGuardFailed: the apply needed guard, which did not start.
+	WhyGuardFailed = "guard did not start"
+	// WhyNoWatchdog: the commit-confirm watchdog could not be started.
+	WhyNoWatchdog = "the rollback watchdog did not start"
+)
+
+// Event is a rollback or a removal, as status shows it.
+type Event struct {
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	Why  string    `json:"why"`
+	// From is the generation that was applied before; To the one applied
+	// after (nil: none, sipwall's ruleset was removed).
+	From *GenRef `json:"from,omitempty"`
+	To   *GenRef `json:"to,omitempty"`
+}
+
+// GenRef names a generation: what status shows of it.
+type GenRef struct {
+	Backend    backend.Name `json:"backend"`
+	PolicyFile string       `json:"policy_file"`
+	PolicyHash string       `json:"policy_hash"`
+	AppliedAt  time.Time    `json:"applied_at"`
+}
+
+// Ref is the GenRef of g (nil for nil).
+func (g *Generation) Ref() *GenRef {
+	if g == nil {
+		return nil
+	}
+	return &GenRef{Backend: g.Backend, PolicyFile: g.PolicyFile, PolicyHash: g.PolicyHash, AppliedAt: g.AppliedAt}
+}
+
+// record adds e to the history, forgetting the oldest beyond MaxHistory.
+func (s *State) record(e Event) {
+	s.History = append(s.History, e)
+	if n := len(s.History) - MaxHistory; n > 0 {
+		s.History = append([]Event(nil), s.History[n:]...)
+	}
 }
 
 // HashFile returns the SHA-256 of a file's contents, in hex.

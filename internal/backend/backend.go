@@ -196,3 +196,11 @@ func Open(n Name, h Host) (Backend, error) {
 	}
 	return open(h), nil
 }
+
+// SetDestroyer is a backend whose sets outlive Uninstall (ipsets): it
+// removes them, and the lists in them, when sipwall leaves the backend.
+type SetDestroyer interface {
+	// DestroySets removes sets (and any other set of sipwall's the
+	// kernel holds); sets already gone are no error.
+	DestroySets(ctx context.Context, sets []Set) error
+}

@@ -438,7 +438,8 @@ EOF`)
 	c.waitFor("guard's ban of 198.51.100.66 in the kernel", 20*time.Second, kernelHas("198.51.100.66"), func(s string) bool { return s != "" && s != "0" })
 	c.mustSh("systemctl stop sipwall-guard.service")
 	if s, _ := c.sh(time.Minute, "systemctl is-active sipwall-guard.service"); s != "inactive" {
-		t.Errorf("guard after stop: %s", s)
+		j, _ := c.sh(time.Minute, "systemctl show -p Result,ExecMainStatus,ExecMainCode sipwall-guard.service; journalctl -b -u sipwall-guard.service --no-pager | tail -40")
+		t.Errorf("guard after stop: %s\n%s", s, j)
 	}
 
 	// Removing and purging never touch the firewall; purge removes the

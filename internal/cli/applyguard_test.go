@@ -65,8 +65,8 @@ func TestApplyNFTablesNeedsGuard(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "with iptables") || !strings.Contains(out, "neither runs nor is installed") {
 		t.Errorf("apply auto without guard: exit %d: %s%s", code, out, errs)
 	}
-	if code, _, errs := inNS(t, ns, "rollback"); code != exitOK {
-		t.Fatalf("rollback: %s", errs)
+	if code, _, errs := inNS(t, ns, "remove", "--yes"); code != exitOK {
+		t.Fatalf("remove: %s", errs)
 	}
 
 	// A running guard (this process stands for it: alive, status running).

@@ -53,13 +53,15 @@ func fleetCrowdSec(t *testing.T, be string) {
 	} {
 		nstest.Run(t, "", c...)
 	}
-	for _, a := range []string{"203.0.113.11/32", "203.0.113.77/32", "203.0.113.99/32", "198.51.100.21/32"} {
+	for _, a := range []string{"203.0.113.11/32", "203.0.113.33/32", "203.0.113.77/32", "203.0.113.99/32", "198.51.100.21/32"} {
 		nstest.Run(t, "", "ip", "-n", cli, "addr", "add", a, "dev", "eth0")
 	}
 	nstest.Run(t, "", "ip", "-n", cli, "addr", "add", "2001:db8:20::66/128", "dev", "eth0", "nodad")
 
 	// The LAPI, inside the server's namespace.
-	lapi := lapitest.Start(t, srv, "127.0.0.1:18080")
+	// It listens on every address: node B reaches it over its own link.
+	lapi := lapitest.Start(t, srv, "0.0.0.0:18080")
+	lapiURL := "http://127.0.0.1:18080"
 	dir := t.TempDir()
 	keyFile := lapitest.WriteSecret(t, lapi.AddBouncer(t, "sipwall-"+be))
 	pwFile := lapitest.WriteSecret(t, lapi.AddMachine(t, "pbx-"+be))
@@ -73,7 +75,7 @@ func fleetCrowdSec(t *testing.T, be string) {
 trusted:
   all: [198.51.100.21]
 accept:
-  tcp: [8080]
+  tcp: [8080, 18080]
 guard:
   logs: [%s]
   maxretry: 3
@@ -86,7 +88,7 @@ crowdsec:
   password_file: %s
 feeds:
   - {name: voipbl, url: %s, every: 1m}
-`, logFile, lapi.URL, keyFile, be, pwFile, feedFile)), 0o644)
+`, logFile, lapiURL, keyFile, be, pwFile, feedFile)), 0o644)
 	state := t.TempDir()
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "SSH_CONNECTION="}
 	sip := func(args ...string) string {
@@ -219,6 +221,15 @@ feeds:
 		fmt.Fprintf(f, "[2026-12-01 10:00:%02d] NOTICE[1234] chan_sip.c: Registration from '<sip:10%d@pbx>' failed for '203.0.113.50:5060' - Wrong password\n", i, i)
 	}
 	f.Close()
+	// A port scanner touches trap port 23: the kernel bans it, guard
+	// pushes that ban too.
+	netns.Do(cli, func() error {
+		d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.33")}}
+		if c, err := d.Dial("tcp", server+":23"); err == nil {
+			c.Close()
+		}
+		return nil
+	})
 	// Another host's bouncer: its pull, with curl inside the namespace
 	// where the LAPI listens.
 	otherKey := lapi.AddBouncer(t, "node-b-"+be)
@@ -227,9 +238,9 @@ feeds:
 			t.Logf("guard:\n%s", glog.String())
 		}
 	}()
-	waitUntil(t, 15*time.Second, "guard's ban pulled by another bouncer", func() bool {
+	waitUntil(t, 20*time.Second, "guard's bans (log and trap port) pulled by another bouncer", func() bool {
 		alive()
-		out, err := netns.Run(ctx, srv, nil, "curl", "-s", "-H", "X-Api-Key: "+otherKey, lapi.URL+"/v1/decisions/stream?startup=true")
+		out, err := netns.Run(ctx, srv, nil, "curl", "-s", "-H", "X-Api-Key: "+otherKey, lapiURL+"/v1/decisions/stream?startup=true")
 		if err != nil {
 			return false
 		}
@@ -237,13 +248,18 @@ feeds:
 		if json.Unmarshal([]byte(out), &s) != nil {
 			return false
 		}
+		auth, trap := false, false
 		for _, d := range s.New {
-			if d.Value == "203.0.113.50" && d.Scenario == "sipwall/auth" && d.Type == "ban" {
-				return true
-			}
+			auth = auth || d.Value == "203.0.113.50" && d.Scenario == "sipwall/auth" && d.Type == "ban"
+			trap = trap || d.Value == "203.0.113.33" && d.Scenario == "sipwall/trap" && d.Type == "ban"
 		}
-		return false
+		return auth && trap
 	})
+	// Node B, another host sharing the LAPI over its own link: a second
+	// sipwall (guard pulling only) and Debian's crowdsec-firewall-bouncer
+	// both enforce node A's ban on their next pull.
+	nodeB(t, be, bin, lapi, srv, "203.0.113.50")
+
 	// crowdsec status: the LAPI reachable with the key, what guard's
 	// bouncer, watcher and feed did (written every 5 s).
 	waitUntil(t, 15*time.Second, "crowdsec status", func() bool {
@@ -288,4 +304,107 @@ feeds:
 	if n != 1 {
 		t.Errorf("203.0.113.50 in the banned list %d times:\n%s", n, out)
 	}
+}
+
+// nodeB runs a second sipwall and crowdsec-firewall-bouncer in a namespace
+// linked to srv (where the LAPI listens on 0.0.0.0:18080) and waits until
+// both hold addr.
+func nodeB(t *testing.T, be, bin string, lapi *lapitest.LAPI, srv, addr string) {
+	t.Helper()
+	nb := nstest.New(t, "fleet-b")
+	for _, c := range [][]string{
+		{"ip", "link", "add", "name", "fleet0", "netns", srv, "type", "veth", "peer", "name", "fleet1", "netns", nb},
+		{"ip", "-n", srv, "addr", "add", "198.18.0.1/30", "dev", "fleet0"},
+		{"ip", "-n", nb, "addr", "add", "198.18.0.2/30", "dev", "fleet1"},
+		{"ip", "-n", srv, "link", "set", "fleet0", "up"},
+		{"ip", "-n", nb, "link", "set", "fleet1", "up"},
+	} {
+		nstest.Run(t, "", c...)
+	}
+	const url = "http://198.18.0.1:18080"
+	dir := t.TempDir()
+	key := lapitest.WriteSecret(t, lapi.AddBouncer(t, "node-b-sipwall-"+be))
+	pol := filepath.Join(dir, "b.yaml")
+	os.WriteFile(pol, []byte(fmt.Sprintf(`interfaces: {public: [fleet+]}
+ssh: {ports: [22]}
+sip: {mode: open}
+traps: {ports: {22: none}}
+spoofing: {exempt: [198.18.0.0/30]}
+accept: {tcp: [18080]}
+guard: {metrics: "off", inspect: false}
+crowdsec: {url: %q, key_file: %s, pull_every: 1s}
+`, url, key)), 0o644)
+	state := t.TempDir()
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "SSH_CONNECTION="}
+	apply := exec.Command("ip", "netns", "exec", nb, bin, "apply", "-c", pol, "--backend", be, "--state-dir", state, "--confirm", "0")
+	apply.Env = env
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("node B: sipwall apply: %v\n%s", err, out)
+	}
+	var glog syncBuffer
+	guard := exec.Command("ip", "netns", "exec", nb, bin, "guard", "-c", pol, "--state-dir", state)
+	guard.Env = env
+	guard.Stdout, guard.Stderr = &glog, &glog
+	guard.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := guard.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-guard.Process.Pid, syscall.SIGKILL); guard.Wait() })
+
+	// crowdsec-firewall-bouncer, as Debian ships it, in the same namespace
+	// (its own nftables tables or ipsets).
+	fwb := filepath.Join(lapi.Root, "usr/bin/crowdsec-firewall-bouncer")
+	bkey := lapi.AddBouncer(t, "node-b-fwb-"+be)
+	cfg := filepath.Join(dir, "fwb.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`mode: %s
+pid_dir: %s
+update_frequency: 1s
+daemonize: false
+log_mode: stdout
+log_level: info
+api_url: %s/
+api_key: %s
+disable_ipv6: false
+deny_action: DROP
+deny_log: false
+supported_decisions_types: [ban]
+blacklists_ipv4: crowdsec-blacklists
+blacklists_ipv6: crowdsec6-blacklists
+ipset_type: nethash
+iptables_chains: [INPUT]
+nftables:
+  ipv4: {enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}
+  ipv6: {enabled: true, set-only: false, table: crowdsec6, chain: crowdsec6-chain}
+prometheus: {enabled: false, listen_addr: 127.0.0.1, listen_port: 60601}
+`, be, dir, url, bkey)), 0o600)
+	var flog syncBuffer
+	bouncer := exec.Command("ip", "netns", "exec", nb, fwb, "-c", cfg)
+	bouncer.Stdout, bouncer.Stderr = &flog, &flog
+	bouncer.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := bouncer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-bouncer.Process.Pid, syscall.SIGKILL); bouncer.Wait() })
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node B guard:\n%s\nbouncer:\n%s", glog.String(), flog.String())
+		}
+	})
+	ctx := context.Background()
+	waitUntil(t, 20*time.Second, "node B's sipwall enforcing "+addr, func() bool {
+		cmd := exec.Command("ip", "netns", "exec", nb, bin, "lists", "fleet", "--state-dir", state)
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		return strings.Contains(string(out), addr)
+	})
+	waitUntil(t, 20*time.Second, "crowdsec-firewall-bouncer enforcing "+addr, func() bool {
+		var err error
+		if be == "nftables" {
+			_, err = netns.Run(ctx, nb, nil, "nft", "get", "element", "ip", "crowdsec", "crowdsec-blacklists", "{ "+addr+" }")
+		} else {
+			_, err = netns.Run(ctx, nb, nil, "ipset", "test", "crowdsec-blacklists", addr)
+		}
+		return err == nil
+	})
 }

@@ -223,7 +223,7 @@ func TestBashCompletes(t *testing.T) {
 		return strings.TrimSpace(string(b))
 	}
 	for line, want := range map[string]string{
-		"sipwall re":                        "replay restore",
+		"sipwall re":                        "remove replay restore",
 		"sipwall apply --b":                 "--backend",
 		"sipwall apply --backend ":          "auto iptables nftables",
 		"sipwall compile --backend nf":      "nftables",

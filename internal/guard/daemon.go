@@ -127,6 +127,9 @@ func (d *Daemon) checkSources() (follow []string, problems []SourceStatus, usabl
 	if d.Settings.AMI != nil {
 		usable++
 	}
+	if d.Settings.Fleet != nil {
+		usable++ // CrowdSec or feeds: guard has work even without a log
+	}
 	return follow, problems, usable
 }
 
@@ -217,6 +220,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if s.AMI != nil {
 		cfg.AMI = []ami.Config{*s.AMI}
 	}
+	if s.AdmitRegistered {
+		cfg.Admit = &live.Admit{}
+	}
 	if inspector {
 		// iptables matches the knock and the signatures in the kernel
 		// (xt_string); on nftables guard's inspector does.
@@ -232,6 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if kw.store == nil {
 			return fmt.Errorf("crowdsec and feeds need the %s backend's set store", s.Backend)
 		}
+		cfg.Fleet = true
 		d.fleet, cfg.OnBan = startFleet(fleetCtx, s.Fleet, kw.store, kw.maxTimeout, neverFromOutside(s.Jail.NeverBan), cfg.Metrics.Registry, log, &fleetWG)
 		fleetWG.Add(1)
 		go func() {

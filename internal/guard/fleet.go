@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipwall/sipwall/internal/backend"
+	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/crowdsec"
 	"github.com/sipwall/sipwall/internal/feeds"
 	"github.com/sipwall/sipwall/internal/guard/live"
@@ -262,6 +263,10 @@ func startFleet(ctx context.Context, f *Fleet, store backend.SetStore, maxTimeou
 			wg.Add(1)
 			go func() { defer wg.Done(); run.watcher.Run(ctx) }()
 			onBan = func(b live.Ban) { run.watcher.Report(report(b)) }
+			// The kernel bans by itself too (trap ports; scanner
+			// signatures on iptables): those are pushed as they appear.
+			wg.Add(1)
+			go func() { defer wg.Done(); kernelBans(ctx, store, run.watcher, log) }()
 		}
 		log.Info("crowdsec", "url", f.CrowdSec.URL, "pull_every", run.bouncer.Every, "push", client.CanPush())
 	}
@@ -293,4 +298,67 @@ func report(b live.Ban) crowdsec.Report {
 	}
 	return crowdsec.Report{Kind: b.Kind, Source: b.Addr, For: d, Start: b.At, Stop: b.At,
 		Events: []crowdsec.Event{{Time: b.At, Meta: meta}}, Message: msg}
+}
+
+// kernelBanEvery is how often the lists the kernel fills are read for new
+// bans to push.
+const kernelBanEvery = 5 * time.Second
+
+// kernelBans pushes the bans the kernel makes itself (the trapped list, and
+// the scanners list where guard did not write the entry: iptables matches
+// signatures in the kernel) as they appear. Entries present at start are
+// taken as known.
+func kernelBans(ctx context.Context, store backend.SetStore, w *crowdsec.Watcher, log *slog.Logger) {
+	known := map[string]map[netip.Prefix]bool{}
+	read := func(first bool) {
+		es, err := store.Read(ctx, compile.SetTrapped, compile.SetScanners)
+		if err != nil {
+			// A ruleset without one of the lists (scanners-only mode):
+			// read them one by one.
+			es = nil
+			for _, l := range []string{compile.SetTrapped, compile.SetScanners} {
+				more, err := store.Read(ctx, l)
+				if err == nil {
+					es = append(es, more...)
+				}
+			}
+		}
+		now := time.Now()
+		seen := map[string]map[netip.Prefix]bool{}
+		for _, e := range es {
+			if seen[e.List] == nil {
+				seen[e.List] = map[netip.Prefix]bool{}
+			}
+			seen[e.List][e.Prefix] = true
+			if first || known[e.List][e.Prefix] {
+				continue
+			}
+			kind := "trap"
+			meta := map[string]string{"service": "any", "reason": "touched a trap port"}
+			if e.List == compile.SetScanners {
+				if _, byGuard := compile.SignatureOf(e.Comment); byGuard {
+					continue // guard's own ban, pushed when made
+				}
+				kind, meta = "scanner", map[string]string{"service": "sip", "reason": "scanner signature (matched in the kernel)"}
+			}
+			d := e.Remaining
+			if d <= 0 {
+				d = 24 * time.Hour
+			}
+			w.Report(crowdsec.Report{Kind: kind, Source: e.Prefix.Addr(), For: d, Start: now, Stop: now,
+				Events: []crowdsec.Event{{Time: now, Meta: meta}}, Message: fmt.Sprintf("%s banned by sipwall: %s", e.Prefix.Addr(), meta["reason"])})
+		}
+		known = seen
+	}
+	read(true)
+	t := time.NewTicker(kernelBanEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			read(false)
+		}
+	}
 }

@@ -87,8 +87,11 @@ func TestKernelGuard(t *testing.T) {
 // guardTimeTolerance bounds the difference between the kernel's and the
 // report's time of an admit or ban: guard's own latency on a loaded
 // machine (the report assumes DefaultGuardDelay), and the millisecond
-// resolution of guard's log and of nft's expiry.
-const guardTimeTolerance = 25 * time.Millisecond
+// resolution of guard's log and of nft's expiry. Guard's latency is
+// milliseconds on an idle machine; a test run shares two cores with the
+// lab and the boot test, so the bound is a quarter of a second: still far
+// below a scanner's or a phone's next packet.
+const guardTimeTolerance = 250 * time.Millisecond
 
 var (
 	guardLogLine = regexp.MustCompile(`time=(\S+) level=INFO msg=(admitted|"banned a SIP scanner") addr=(\S+)`)

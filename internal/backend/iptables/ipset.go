@@ -379,3 +379,33 @@ func ipsetError(err error) error {
 	}
 	return fmt.Errorf("ipset refused the change: %w", err)
 }
+
+// DestroySets implements backend.SetDestroyer: it destroys sets and every
+// other sipwall-* ipset, once sipwall's rules no longer refer to them.
+func (b *Backend) DestroySets(ctx context.Context, sets []backend.Set) error {
+	names, err := b.setNames(ctx)
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	for _, s := range sets {
+		mine[s.Name] = true
+	}
+	var doomed []string
+	for n := range names {
+		if strings.HasPrefix(n, ipsetOwn) || mine[n] {
+			doomed = append(doomed, n)
+		}
+	}
+	sort.Strings(doomed)
+	var failed []string
+	for _, n := range doomed {
+		if _, err := b.run.Run(ctx, nil, "ipset", "destroy", n); err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", n, ipsetError(err)))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("ipset: could not destroy %s", strings.Join(failed, ", "))
+	}
+	return nil
+}

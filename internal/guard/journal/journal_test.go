@@ -167,13 +167,15 @@ func TestBackoffGrows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	f.Run(ctx, func([]byte) {})
 	args := argLines(t, dir)
-	// 0, 20, 60, 140, 220, 300, 380 ms: at most 7 starts, and at least 4.
-	if n := len(args); n < 4 || n > 7 {
-		t.Errorf("%d starts in 400 ms with backoff 20 ms doubling to 80 ms", n)
+	// Starts at 0, 20, 60, 140, then every 80 ms at the most: at most 14
+	// in a second (a tight loop would make hundreds). A loaded machine
+	// starts processes slowly, so the lower bound only asks for restarts.
+	if n := len(args); n < 2 || n > 14 {
+		t.Errorf("%d starts in 1 s with backoff 20 ms doubling to 80 ms", n)
 	}
 	if len(args) > 1 && !strings.Contains(args[1], "--since @") {
 		t.Errorf("restart without a cursor: %q", args[1])
