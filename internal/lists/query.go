@@ -268,6 +268,9 @@ func who(l Listed) (who, lift, note string) {
 		return who, "", "a feed's entries are replaced at each fetch: put the address in the policy's trusted section, or drop the feed " + feed + " from the policy, and apply"
 	case l.List == compile.SetAdmitted:
 		who = "its knock: a SIP request from it carried the server's secret hostname"
+		if c != "" {
+			who = "guard: " + c + " in the PBX's log"
+		}
 		return who, "", "it leaves when its admission times out; sipwall ban " + addr + " drops it meanwhile"
 	case l.List == compile.SetAllowed:
 		switch {
