@@ -409,3 +409,67 @@ func (b *Backend) DestroySets(ctx context.Context, sets []backend.Set) error {
 	}
 	return nil
 }
+
+// Lookup implements backend.Looker: `ipset test` asks each set of a's
+// family whether it holds a, and only the sets that do are read, for the
+// entries' timeouts and comments.
+func (s *ipsetStore) Lookup(ctx context.Context, lists []string, a netip.Addr) ([]backend.Entry, error) {
+	a = a.Unmap()
+	f := backend.FamilyOf(netip.PrefixFrom(a, a.BitLen()))
+	var out []backend.Entry
+	for _, l := range lists {
+		for _, set := range backend.SetsOf(s.sets, l) {
+			if set.Family != f {
+				continue
+			}
+			if _, err := s.b.run.Run(ctx, nil, "ipset", "test", set.Name, a.String()); err != nil {
+				if strings.Contains(err.Error(), "NOT in set") {
+					continue
+				}
+				return nil, ipsetError(err)
+			}
+			saved, err := s.b.run.Run(ctx, nil, "ipset", "save", set.Name)
+			if err != nil {
+				return nil, ipsetError(err)
+			}
+			var lines strings.Builder
+			for rest := saved; len(rest) > 0; {
+				line := rest
+				if i := strings.IndexByte(rest, '\n'); i >= 0 {
+					line, rest = rest[:i], rest[i+1:]
+				} else {
+					rest = ""
+				}
+				f := strings.SplitN(line, " ", 4)
+				if len(f) < 3 {
+					continue
+				}
+				if f[0] == "create" {
+					lines.WriteString(line + "\n")
+					continue
+				}
+				if p, err := parsePrefix(f[2]); err == nil && p.Contains(a) {
+					lines.WriteString(line + "\n")
+				}
+			}
+			sets, err := parseSave(lines.String())
+			if err != nil {
+				return nil, err
+			}
+			for _, ss := range sets {
+				for _, e := range ss.entries {
+					p, err := parsePrefix(e.addr)
+					if err != nil {
+						return nil, fmt.Errorf("ipset: set %s: %w", ss.name, err)
+					}
+					en := backend.Entry{List: l, Prefix: p, Comment: e.comment}
+					if e.timeout > 0 {
+						en.Remaining = time.Duration(e.timeout) * time.Second
+					}
+					out = append(out, en)
+				}
+			}
+		}
+	}
+	return out, nil
+}
