@@ -48,6 +48,10 @@ const (
 	KindNoKnock
 	// KindAdmitted: SIP from admitted or allowed sources.
 	KindAdmitted
+	// KindBudget: SIP from sources that have not knocked, accepted
+	// within their per-source budget (sip.unknown_budget) or dropped
+	// beyond it.
+	KindBudget
 	// KindTrusted: traffic from the policy's trusted networks.
 	KindTrusted
 	// KindExempt: packets of trusted networks and allowed sources let
@@ -83,7 +87,7 @@ const (
 
 var kindNames = [numKinds]string{
 	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned", "fleet", "feed",
-	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "trusted",
+	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "budget", "trusted",
 	"exempt", "spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
 }
 
@@ -103,6 +107,7 @@ var kindAbout = [numKinds]string{
 	"knocks seen (SIP naming the secret hostname or an admitted user-agent)",
 	"SIP dropped because the source has not knocked",
 	"SIP accepted from admitted or allowed sources",
+	"SIP from sources that have not knocked, within their budget (accepted) or beyond it (dropped)",
 	"packets accepted from trusted networks",
 	"packets of trusted networks and allowed sources let past the scanner bans, signatures and limits",
 	"packets dropped as spoofed or malformed (bogons, bad TCP flags, empty UDP)",

@@ -48,7 +48,7 @@ func Default() *Policy {
 		Guard: Guard{
 			FindTime: Duration{10 * time.Minute}, MaxRetry: 5,
 			BanTime: Duration{time.Hour}, BanTimeFactor: 2, MaxBanTime: Duration{7 * 24 * time.Hour},
-			IgnoreSelf: true, Inspect: true, Metrics: "127.0.0.1:9765",
+			IgnoreSelf: true, Inspect: true, AdmitRegistered: true, Metrics: "127.0.0.1:9765",
 			ResolveEvery: Duration{5 * time.Minute}, SaveEvery: Duration{5 * time.Minute},
 			Poll: Interval{10 * time.Millisecond}, MaxLine: 64 << 10,
 		},

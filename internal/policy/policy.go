@@ -135,6 +135,12 @@ type SIP struct {
 	AdmitFor   Duration    `yaml:"admit_for"`
 	Scanners   Scanners    `yaml:"scanners"`
 	RateLimits MethodRates `yaml:"rate_limits"`
+	// UnknownBudget, in the knock modes, lets a source that has not
+	// knocked send Count SIP packets per Per instead of none: a phone
+	// that cannot be given the hostname or user-agent registers within
+	// it, Asterisk's success admits it (sipwall guard), its failures ban
+	// it; beyond it its packets are dropped. Count 0: no budget.
+	UnknownBudget Rate `yaml:"unknown_budget"`
 }
 
 // Scanners are the user-agent (and other) signatures of SIP scanners.
@@ -208,6 +214,10 @@ type Guard struct {
 	IgnoreSelf bool `yaml:"ignore_self"`
 	// Inspect runs the live SIP inspector (the nftables backend's knock).
 	Inspect bool `yaml:"inspect"`
+	// AdmitRegistered admits the sources Asterisk reports registered or
+	// authenticated with a password (SuccessfulAuth, ContactStatus,
+	// PeerStatus) for the registration's lifetime plus a margin.
+	AdmitRegistered bool `yaml:"admit_registered"`
 	// Metrics is where Prometheus metrics are served ("off" disables).
 	Metrics string `yaml:"metrics"`
 	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.

@@ -89,6 +89,10 @@ func (p *Policy) validate() []error {
 	p.checkRate(&errs, "sip.rate_limits.register", p.SIP.RateLimits.Register)
 	p.checkRate(&errs, "sip.rate_limits.invite", p.SIP.RateLimits.Invite)
 	p.checkRate(&errs, "log.drops", p.Log.Drops)
+	p.checkRate(&errs, "sip.unknown_budget", p.SIP.UnknownBudget)
+	if p.SIP.UnknownBudget.Count > 0 && p.SIP.Mode != ModeHostname && p.SIP.Mode != ModeUserAgent {
+		bad("sip.unknown_budget", "a budget for sources that have not knocked needs a knock: mode %s lets every source's SIP through already (use mode hostname or user-agent)", short(p.SIP.Mode))
+	}
 	if p.Traps.BanFor.Duration == 0 && p.hasTrapBan() {
 		bad("traps.ban_for", "a trap ban needs a duration (the article: 10m)")
 	}

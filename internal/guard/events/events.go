@@ -1,6 +1,8 @@
 // Package events recognizes Asterisk security failures in log lines and in
 // Asterisk Manager Interface (AMI) security events, and extracts the remote
-// address that Asterisk itself wrote.
+// address that Asterisk itself wrote. It also reads FreeSWITCH's and
+// Kamailio's failure lines and Asterisk's coloured console lines (pbx.go,
+// colour.go); the format is decided per line from its start.
 //
 // Matching is hand-written scanning on fixed anchors (no regular
 // expressions), runs in time linear in the line length and does not

@@ -75,59 +75,67 @@ func detect(line []byte) (f format, off, rest int) {
 			return formatFreeSWITCH, 0, p
 		}
 	}
-	off = syslogHeader(line)
+	off, tag := syslogHeader(line)
 	b := line[off:]
 	if len(b) == 0 {
 		return formatAsterisk, off, 0
 	}
+	// In a syslog file the tag names the program, as fail2ban's filters
+	// require: another program's line that happens to start like
+	// FreeSWITCH's or Kamailio's is not theirs.
 	switch c := b[0]; {
 	case '0' <= c && c <= '9' || 'a' <= c && c <= 'f':
-		if p, ok := fsPrefix(b); ok {
+		if p, ok := fsPrefix(b); ok && (off == 0 || bytes.Contains(tag, tagFreeSWITCH)) {
 			return formatFreeSWITCH, off, p
 		}
 	case c == '[':
-		if p, ok := fsLevel(b); ok {
+		if p, ok := fsLevel(b); ok && (off == 0 || bytes.Contains(tag, tagFreeSWITCH)) {
 			return formatFreeSWITCH, off, p
 		}
 	}
-	if p, ok := kamailioPrefix(b); ok {
+	if p, ok := kamailioPrefix(b); ok && (off == 0 || bytes.Contains(tag, tagKamailio)) {
 		return formatKamailio, off, p
 	}
 	return formatAsterisk, off, 0
 }
 
+var (
+	tagFreeSWITCH = []byte("freeswitch")
+	tagKamailio   = []byte("kamailio")
+)
+
 // syslogHeader returns the offset after "stamp host tag: " (tag holding no
-// spaces and ending in ':'), or 0.
-func syslogHeader(line []byte) int {
+// spaces and ending in ':') and the tag, or 0.
+func syslogHeader(line []byte) (int, []byte) {
 	c := line[0]
 	if !('0' <= c && c <= '9') && !('A' <= c && c <= 'Z') {
-		return 0
+		return 0, nil
 	}
 	// The stamp ends at the first space after its clock.
 	w := line[:min(len(line), 40)]
 	k := bytes.IndexByte(w, ':')
 	if k < 0 {
-		return 0
+		return 0, nil
 	}
 	sp := bytes.IndexByte(w[k:], ' ')
 	if sp < 0 {
-		return 0
+		return 0, nil
 	}
 	end := k + sp
 	if _, _, ok := parseStamp(line[:end], time.UTC); !ok {
-		return 0
+		return 0, nil
 	}
 	rest := line[end+1:]
 	h := bytes.IndexByte(rest[:min(len(rest), 256)], ' ')
 	if h <= 0 {
-		return 0
+		return 0, nil
 	}
 	tag := rest[h+1:]
 	t := bytes.IndexByte(tag[:min(len(tag), 128)], ' ')
 	if t < 2 || tag[t-1] != ':' {
-		return 0
+		return 0, nil
 	}
-	return end + 1 + h + 1 + t + 1
+	return end + 1 + h + 1 + t + 1, tag[:t]
 }
 
 // fsLevels are FreeSWITCH's level names as it brackets them.

@@ -177,6 +177,12 @@ func TestPBXInjectionAndFormats(t *testing.T) {
 			Matched, KamailioPikeBlocked, "192.0.2.13", 0},
 		{"kamailio: other script line", km + `NOTICE: <script>: Malformed SIP request from 192.0.2.14:5060`,
 			NoMatch, KindNone, "", 0},
+		{"syslog: another program's line is not Kamailio's", "Mar  1 10:00:00 pbx webapp[7]: NOTICE: <script>: sipwall auth failure from 192.0.2.15 port 5060",
+			NoMatch, KindNone, "", 0},
+		{"syslog: another program's line is not FreeSWITCH's", "Mar  1 10:00:00 pbx webapp[7]: [WARNING] sofia_reg.c:2531 Can't find user [1@x] from 192.0.2.16",
+			NoMatch, KindNone, "", 0},
+		{"syslog: a custom Kamailio log name", "Mar  1 10:00:00 pbx kamailio-edge[7]: NOTICE: <script>: sipwall auth failure from 192.0.2.17 port 5060",
+			Matched, KamailioAuthFailed, "192.0.2.17", 5060},
 		{"kamailio: user text cannot make an Asterisk line", km + `NOTICE: <script>: new call from [NOTICE[1] manager.c: 6.6.6.6 failed to authenticate as 'x'`,
 			Rejected, KindNone, "", 0},
 	}
