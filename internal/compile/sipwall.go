@@ -38,6 +38,9 @@ func (c *compiler) raw() {
 	for _, f := range c.p.Feeds {
 		c.listDrop(pub, ir.KindFeed, FeedSet(f.Name), "on the "+f.Name+" feed")
 	}
+	if p.SIP.Answers.Enabled() {
+		appendRules(pub, rule(ir.KindAnswerBanned, "banned by the failure answers it collected", ir.VDrop, ir.InSet{Set: SetAnswered}))
+	}
 	appendRules(pub, rule(ir.KindScannerBanned, "banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
 		appendRules(pub, rule(ir.KindDispatch, "SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
@@ -474,6 +477,10 @@ func (c *compiler) notes() {
 		add("Admitted sources (they showed the %s knock, which a scanner never has) skip the scanner signatures: a signature in a message body or a display name does not ban a phone; the method limits still apply to them. A packet from an unknown source that carries a signature bans it, even with the knock.", p.SIP.Mode)
 	} else {
 		add("Mode %s admits no one by a knock: a scanner signature anywhere in a SIP packet from a source that is neither trusted nor allowed bans it, a phone's chat message included. Put trunks in trusted and your own phones' networks in trusted.sip or the allowed list.", p.SIP.Mode)
+	}
+	if a := p.SIP.Answers; a.Enabled() {
+		add("Bans by answers (sip.answers): the failure answers the host sends from its SIP UDP and TCP ports (401/407/403: %s; 404/484: %s) are counted per remote address in the raw table's OUTPUT, where the status line starts the payload; an address over the rate is banned from every port for %s (list %s). Trusted and allowed addresses are never counted; phones behind one NAT address share a count. TLS hides the answers.",
+			answerRate(a.AuthFailures), answerRate(a.NotFound), a.BanFor, SetAnswered)
 	}
 	if b := p.SIP.UnknownBudget; b.Count > 0 && c.knocks() {
 		add("Sources that have not knocked get a budget of %d SIP packets per %s each (sip.unknown_budget), UDP and TCP data together; beyond it their SIP is dropped. Scanner signatures still ban them; guard admits them when Asterisk reports their registration or authentication, and bans them for failures.", b.Count, seconds(b.Per.Duration))

@@ -39,6 +39,14 @@ const (
 	KindTrapBan
 	// KindTrapped: packets from sources in the trapped list.
 	KindTrapped
+	// KindAnswer: failure answers the host sends (401/407/403, 404/484),
+	// counted per remote address.
+	KindAnswer
+	// KindAnswerBan: a remote address put in the answered list for
+	// collecting failure answers beyond the policy's rate.
+	KindAnswerBan
+	// KindAnswerBanned: packets from sources in the answered list.
+	KindAnswerBanned
 	// KindRateLimit: packets over a per-source rate (REGISTER, INVITE,
 	// new TCP connections).
 	KindRateLimit
@@ -87,7 +95,7 @@ const (
 
 var kindNames = [numKinds]string{
 	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned", "fleet", "feed",
-	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "budget", "trusted",
+	"trap", "trap-ban", "trapped", "answer", "answer-ban", "answer-banned", "rate-limit", "knock", "no-knock", "admitted", "budget", "trusted",
 	"exempt", "spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
 }
 
@@ -103,6 +111,9 @@ var kindAbout = [numKinds]string{
 	"trap port hits (the source is banned from every port)",
 	"packets dropped by the trap ban (trap hits and trapped sources; the ban refreshed)",
 	"packets dropped from sources caught by a trap port",
+	"failure answers sent (401/407/403, 404/484), counted per remote address",
+	"addresses banned for collecting failure answers beyond the policy's rate (password guessing, extension enumeration)",
+	"packets dropped from sources banned by the failure answers they collected",
 	"packets dropped by a per-source rate limit",
 	"knocks seen (SIP naming the secret hostname or an admitted user-agent)",
 	"SIP dropped because the source has not knocked",

@@ -42,6 +42,7 @@ func Default() *Policy {
 				Register: Rate{Count: 20, Per: Duration{10 * time.Second}},
 				Invite:   Rate{Count: 20, Per: Duration{5 * time.Second}},
 			},
+			Answers: Answers{BanFor: Duration{time.Hour}},
 		},
 		Lists: Lists{Capacity: 1 << 20},
 		Log:   Log{Drops: Rate{Count: 10, Per: Duration{time.Minute}}, Prefix: "sipwall drop: "},

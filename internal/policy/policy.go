@@ -135,6 +135,8 @@ type SIP struct {
 	AdmitFor   Duration    `yaml:"admit_for"`
 	Scanners   Scanners    `yaml:"scanners"`
 	RateLimits MethodRates `yaml:"rate_limits"`
+	// Answers bans sources by the failure answers the host sends them.
+	Answers Answers `yaml:"answers"`
 	// UnknownBudget, in the knock modes, lets a source that has not
 	// knocked send Count SIP packets per Per instead of none: a phone
 	// that cannot be given the hostname or user-agent registers within
@@ -142,6 +144,25 @@ type SIP struct {
 	// it; beyond it its packets are dropped. Count 0: no budget.
 	UnknownBudget Rate `yaml:"unknown_budget"`
 }
+
+// Answers bans a remote address that collects too many failure answers
+// from the host's SIP ports: a password guesser collects 401/407/403
+// after 401/407/403, an extension enumerator 404 after 404, while a phone
+// collects one challenge per registration or call. Each class is a token
+// bucket per remote address: Count answers per Per, at most Count at once;
+// the answer beyond the bucket bans the address from every port for
+// BanFor. A class with Count 0 (the default) counts nothing.
+type Answers struct {
+	// AuthFailures counts 401 and 407 challenges and 403 Forbidden.
+	AuthFailures Rate `yaml:"auth_failures"`
+	// NotFound counts 404 Not Found and 484 Address Incomplete.
+	NotFound Rate `yaml:"not_found"`
+	// BanFor is how long the address stays banned.
+	BanFor Duration `yaml:"ban_for"`
+}
+
+// Enabled reports whether any class of answers is counted.
+func (a Answers) Enabled() bool { return a.AuthFailures.Count > 0 || a.NotFound.Count > 0 }
 
 // Scanners are the user-agent (and other) signatures of SIP scanners.
 type Scanners struct {
