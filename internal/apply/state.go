@@ -48,6 +48,27 @@ type Generation struct {
 	// their kinds (from the renderer's listing): stats maps the kernel's
 	// counters to them.
 	Rules []ir.RuleRef `json:"rules,omitempty"`
+	// Open is what the ruleset leaves open, to whom (from the policy):
+	// apply's summary, and the ports a diff shows opened and closed.
+	Open []Opening `json:"open,omitempty"`
+}
+
+// Opening is one way into the host a ruleset leaves open.
+type Opening struct {
+	// Service is "SSH", "SIP", "SIP over TLS", "RTP", "accepted
+	// service", "trusted", "trap".
+	Service string `json:"service"`
+	// Proto is "tcp", "udp" or "any".
+	Proto string `json:"proto"`
+	// Ports are the ports ("5060", "10000-20000", "any").
+	Ports string `json:"ports"`
+	// Who may reach them, in words.
+	Who string `json:"who"`
+}
+
+// String is the opening in one line.
+func (o Opening) String() string {
+	return fmt.Sprintf("%s %s/%s: %s", o.Service, o.Proto, o.Ports, o.Who)
 }
 
 // Pending is an apply waiting for `sipwall confirm`.

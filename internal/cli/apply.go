@@ -32,12 +32,15 @@ func manager(dir string) *apply.Manager {
 }
 
 func runApply(e *env) int {
-	fs := newFlags(e, "apply", "[-c FILE] [--backend auto|iptables|nftables] [--confirm DURATION] [--force]")
+	fs := newFlags(e, "apply", "[-c FILE] [--backend auto|iptables|nftables] [--confirm DURATION] [--diff]")
 	file := fs.String("c", policy.DefaultPath, "policy `file`")
 	backendName := fs.String("backend", "auto", "auto, iptables or nftables")
 	confirm := fs.String("confirm", "", "roll back by itself unless `sipwall confirm` runs within this `duration` (default 60s in an SSH session, 0 disables)")
 	force := fs.Bool("force", false, "apply even when the policy has lint errors, such as cutting this SSH session")
 	withoutGuard := fs.Bool("without-guard", false, "with nftables, apply even though `sipwall guard` (the knock) neither runs nor can be started; start it yourself right after")
+	dryRun := fs.Bool("dry-run", false, "say what would change (rules, sets, ports) and change nothing")
+	showDiff := fs.Bool("diff", false, "like --dry-run, with the ruleset diff against what is applied")
+	asJSON := fs.Bool("json", false, "print JSON")
 	stateDir := stateDirFlag(fs)
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
@@ -99,6 +102,20 @@ func runApply(e *env) int {
 	}
 	gen.PolicyFile = absPath(*file)
 	gen.PolicyHash, _ = apply.HashFile(*file)
+	gen.Open = exposure(p)
+	changes := diffGenerations(st.Current, gen)
+	if *dryRun || *showDiff {
+		if *asJSON {
+			if !*showDiff {
+				changes.Unified = ""
+			}
+			printJSON(e.stdout, map[string]any{"dry_run": true, "policy": *file, "backend": name, "backend_why": why, "changes": changes, "open": gen.Open})
+		} else {
+			fmt.Fprintf(e.stdout, "dry run: %s with %s (%s); nothing changes\n", *file, name, why)
+			printDiff(e.stdout, changes, *showDiff)
+		}
+		return exitOK
+	}
 	plan := planGuard(e.ctx, p, name, *stateDir, *withoutGuard)
 	if plan.refusal != "" {
 		fmt.Fprintf(e.stderr, "sipwall apply: %s\n", plan.refusal)
@@ -110,7 +127,13 @@ func runApply(e *env) int {
 		return exitFailure
 	}
 	if plan.restart {
-		if err := startGuard(e.ctx, e.stdout, name, *stateDir, guardStartWait); err != nil {
+		out := e.stdout
+		if *asJSON {
+			out = e.stderr // stdout is for the JSON
+		}
+		if err := startGuard(e.ctx, out, name, *stateDir, guardStartWait); err != nil && plan.optional {
+			fmt.Fprintf(e.stderr, "warning: the ruleset is applied, but restarting sipwall guard so that it follows it failed: %v\n", err)
+		} else if err != nil {
 			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 			if _, rerr := m.RollbackBecause(e.ctx, apply.WhyGuardFailed); rerr != nil {
 				fmt.Fprintf(e.stderr, "sipwall apply: rolling back: %v\n", rerr)
@@ -123,10 +146,25 @@ func runApply(e *env) int {
 	if plan.note != "" {
 		fmt.Fprintf(e.stderr, "note: %s\n", plan.note)
 	}
-	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, name, why)
 	for _, n := range rs.Notes {
 		fmt.Fprintf(e.stderr, "note: %s\n", n)
 	}
+	counts := listCounts(e.ctx, gen)
+	if *asJSON {
+		out := map[string]any{"applied": true, "policy": *file, "backend": name, "backend_why": why,
+			"open": gen.Open, "lists": counts, "changes": changes}
+		if res.Pending != nil {
+			out["pending_until"] = res.Pending.Deadline
+		}
+		printJSON(e.stdout, out)
+		return exitOK
+	}
+	fmt.Fprintf(e.stdout, "applied %s with %s (%s)\n", *file, name, why)
+	if changes.From != "" {
+		fmt.Fprintf(e.stdout, "changed: %d rules added, %d removed; %d sets added, %d removed; %d openings added, %d closed (apply --diff shows them before)\n",
+			len(changes.RulesAdded), len(changes.RulesRemoved), len(changes.SetsAdded), len(changes.SetsRemoved), len(changes.Opened), len(changes.Closed))
+	}
+	printSummary(e.stdout, gen, counts)
 	if res.Pending != nil {
 		fmt.Fprintf(e.stdout, "run `sipwall confirm` before %s (%s from now), or the previous ruleset comes back by itself\n",
 			res.Pending.Deadline.Format("15:04:05"), wait)
@@ -272,6 +310,13 @@ func runStatus(e *env) int {
 		out := map[string]any{"applied": s.Current != nil, "drift": s.Drift, "policy_changed": s.PolicyChanged}
 		if s.Current != nil {
 			out["current"] = gen{s.Current.Backend, s.Current.PolicyFile, s.Current.PolicyHash, s.Current.AppliedAt}
+			if s.PolicyChanged {
+				if changed, known := rulesetChanged(e, s.Current); known {
+					out["ruleset_changed"] = changed
+				}
+			} else {
+				out["ruleset_changed"] = false
+			}
 		}
 		if s.Pending != nil {
 			out["pending_until"] = s.Pending.Deadline
@@ -305,7 +350,14 @@ func runStatus(e *env) int {
 		c := s.Current
 		fmt.Fprintf(e.stdout, "applied:  %s, %s\npolicy:   %s (sha256 %s)\n", c.Backend, c.AppliedAt.Format(time.RFC3339), c.PolicyFile, c.PolicyHash[:min(12, len(c.PolicyHash))])
 		if s.PolicyChanged {
-			fmt.Fprintln(e.stdout, "          the policy file changed since: run sipwall apply")
+			switch changed, known := rulesetChanged(e, c); {
+			case !known:
+				fmt.Fprintln(e.stdout, "          the policy file changed since (it does not compile now: sipwall check says why)")
+			case changed:
+				fmt.Fprintln(e.stdout, "          the policy file changed since, and so does its ruleset: `sipwall apply --diff` shows how")
+			default:
+				fmt.Fprintln(e.stdout, "          the policy file changed since, its ruleset did not (comments or layout): nothing to apply")
+			}
 		}
 		if s.Pending != nil {
 			fmt.Fprintf(e.stdout, "pending:  not confirmed; rolls back at %s unless `sipwall confirm`\n", s.Pending.Deadline.Format(time.RFC3339))
@@ -336,4 +388,32 @@ func runStatus(e *env) int {
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// rulesetChanged compiles the applied generation's policy file as it is now
+// and compares the ruleset with the applied one: an edit of comments or
+// layout changes the file but not the ruleset. known is false when the
+// file no longer compiles.
+func rulesetChanged(e *env, g *apply.Generation) (changed, known bool) {
+	p, err := policy.LoadFile(g.PolicyFile)
+	if err != nil {
+		return false, false
+	}
+	rs, err := compilePolicy(e.ctx, p, g.Backend, "sipwall")
+	if err != nil {
+		return false, false
+	}
+	files, err := render.Files(rs, g.Backend)
+	if err != nil {
+		return false, false
+	}
+	if len(files) != len(g.Files) {
+		return true, true
+	}
+	for n, f := range files {
+		if g.Files[n] != f {
+			return true, true
+		}
+	}
+	return false, true
 }

@@ -1,22 +1,27 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/sipwall/sipwall/internal/apply"
 	"github.com/sipwall/sipwall/internal/backend"
 	"github.com/sipwall/sipwall/internal/policy"
 	"github.com/sipwall/sipwall/internal/render"
 )
 
 func runCompile(e *env) int {
-	fs := newFlags(e, "compile", "[-c FILE] [--backend iptables|nftables] [--profile sipwall|article] [-o DIR] [--force]")
+	fs := newFlags(e, "compile", "[-c FILE] [--backend iptables|nftables] [--profile sipwall|article] [-o DIR] [--force] [--diff [--json]]")
 	file := fs.String("c", policy.DefaultPath, "policy `file`")
 	backendName := fs.String("backend", "iptables", "ruleset `backend`: iptables or nftables")
 	profile := fs.String("profile", "sipwall", "sipwall, or article for the article's own ruleset")
 	outDir := fs.String("o", "", "write the ruleset files into `dir` instead of stdout")
 	force := fs.Bool("force", false, "compile even when the policy has lint errors (such as an SSH lockout)")
+	showDiff := fs.Bool("diff", false, "show what differs from the applied ruleset (rules, sets, ports and the ruleset diff), with its backend unless --backend is given")
+	asJSON := fs.Bool("json", false, "with --diff: print JSON")
+	stateDir := stateDirFlag(fs)
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
@@ -28,6 +33,26 @@ func runCompile(e *env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: --backend: %v\n", err)
 		return exitUsage
+	}
+	if *asJSON && !*showDiff {
+		fmt.Fprintln(e.stderr, "sipwall compile: --json goes with --diff (the ruleset itself is text)")
+		return exitUsage
+	}
+	var st *apply.State
+	if *showDiff {
+		if *outDir != "" || *profile != "sipwall" {
+			fmt.Fprintln(e.stderr, "sipwall compile: --diff compares with the applied ruleset: it goes with neither -o nor --profile")
+			return exitUsage
+		}
+		if st, err = apply.LoadState(*stateDir); err != nil {
+			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+			return exitFailure
+		}
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "backend" })
+		if st.Current != nil && !explicit {
+			name = st.Current.Backend
+		}
 	}
 	p, ok := loadPolicy(e, *file)
 	if !ok {
@@ -48,6 +73,21 @@ func runCompile(e *env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
 		return exitFailure
+	}
+	if *showDiff {
+		gen, err := apply.NewGeneration(name, rs, files)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sipwall compile: %v\n", err)
+			return exitFailure
+		}
+		gen.Open = exposure(p)
+		d := diffGenerations(st.Current, gen)
+		if *asJSON {
+			printJSON(e.stdout, d)
+		} else {
+			printDiff(e.stdout, d, true)
+		}
+		return exitOK
 	}
 	order := []string{"sipwall.nft"}
 	if name == backend.IPTables {

@@ -78,7 +78,7 @@ func runGuard(e *env) int {
 	var logs stringList
 	fs.Var(&logs, "log", "log `file` to follow, or journal:UNIT for the systemd journal (repeatable; replaces guard.logs): Asterisk's security, messages or full channel, or syslog")
 	amiAddr := fs.String("ami", "", "Asterisk manager `host:port` to read security events from (policy: guard.ami.address)")
-	amiUser := fs.String("ami-user", "", "manager account, which needs read = security (policy: guard.ami.user)")
+	amiUser := fs.String("ami-user", "", "manager account, which needs read = security,system (policy: guard.ami.user)")
 	amiSecretFile := fs.String("ami-secret-file", "", "`file` holding the manager secret (policy: guard.ami.secret_file)")
 	noInspect := fs.Bool("no-inspect", !def.Inspect, "nftables backend: do not read SIP packets from nflog (the knock and scanner signatures are then not checked at all; policy: guard.inspect: false)")
 	metricsAddr := fs.String("metrics", def.Metrics, "`address` for /metrics and /healthz (\"off\" disables; policy: guard.metrics)")

@@ -171,6 +171,7 @@ var guardExample = []string{
 	`max_bantime: 7d`,
 	`never_ban: [192.0.2.0/24]   # besides loopback, this host and trusted networks`,
 	`inspect: true               # nftables: the knock and signatures, in guard`,
+	`admit_registered: true      # admit phones Asterisk reports registered`,
 	`metrics: "127.0.0.1:9765"   # Prometheus /metrics and /healthz, or "off"`,
 }
 
@@ -343,6 +344,8 @@ sip:
   # rtp_ports: [10000-20000]
 {{- end}}
   # admit_for: forever          # how long a knock admits a source
+  # unknown_budget: {count: 10, per: 1m}  # phones that cannot knock: SIP packets
+  #                             # per source before the knock or a registration
   scanners:
     # ban_for: forever
     # The article's scanner signatures.{{range .DroppedSignatures}}

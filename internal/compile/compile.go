@@ -28,6 +28,7 @@ const (
 	SetScanners = "scanners" // sources banned as SIP scanners
 	SetTrapped  = "trapped"  // sources that hit a trap port
 	SetBanned   = "banned"   // sources banned by hand or by guard
+	SetAnswered = "answered" // sources banned by the failure answers they collected (sip.answers)
 	// With nftables each hand-filled list is two sets: the list's own name
 	// holds single addresses in a hash (a change costs the same whatever
 	// the list's size) and its -net twin holds networks in an interval set
@@ -73,6 +74,11 @@ const (
 	ChainTraps     = "sipwall-traps"
 	ChainTrapBan   = "sipwall-trap-ban"
 	ChainSIPIn     = "sipwall-sip-in"
+	// The answer counting chains (sip.answers), in the raw table's OUTPUT.
+	ChainAnswersOut = "sipwall-answers"
+	ChainAnswer     = "sipwall-answer"
+	ChainAuthFail   = "sipwall-auth-failure"
+	ChainNotFound   = "sipwall-not-found"
 )
 
 // Options are the inputs of a compilation besides the policy.
@@ -100,6 +106,7 @@ func Compile(p *policy.Policy, o Options) (*ir.Ruleset, error) {
 	}
 	c.sets()
 	c.raw()
+	c.answers()
 	if p.SIP.Mode != policy.ModeScannersOnly {
 		c.filter()
 	}
@@ -178,6 +185,9 @@ func (c *compiler) sets() {
 		twin(FeedSet(f.Name), "on the "+f.Name+" feed: every port")
 	}
 	add(&ir.Set{Name: SetScanners, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Scanners.BanFor.Duration, Comment: "SIP scanners: every port"})
+	if c.p.SIP.Answers.Enabled() {
+		add(&ir.Set{Name: SetAnswered, Families: fam, Dynamic: true, Size: size, Timeout: c.p.SIP.Answers.BanFor.Duration, Comment: "sources that collected too many failure answers (password guessing, enumeration): every port"})
+	}
 	// Trusted and allowed sources exist in every mode: they are never
 	// banned, trapped or rate-limited, whatever their packets contain.
 	trusted := append(append([]netip.Prefix(nil), c.trustAll...), c.trustSIP...)

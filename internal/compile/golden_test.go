@@ -50,7 +50,7 @@ func goldenCases(t *testing.T) []goldenCase {
 
 // renderCase compiles and renders a case; for iptables the three files
 // follow one another under "### NAME" headers.
-func renderCase(t *testing.T, c goldenCase) (*ir.Ruleset, map[string]string) {
+func renderCase(t testing.TB, c goldenCase) (*ir.Ruleset, map[string]string) {
 	t.Helper()
 	p, err := policy.LoadFile(c.Policy)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // load loads rendered files into ns with the real tools.
-func load(t *testing.T, ns string, files map[string]string) {
+func load(t testing.TB, ns string, files map[string]string) {
 	t.Helper()
 	steps := []struct{ file, tool string }{
 		{"ipsets", "ipset -exist restore"}, {"rules.v4", "iptables-restore"}, {"rules.v6", "ip6tables-restore"}, {"sipwall.nft", "nft -f -"},

@@ -59,7 +59,7 @@ func TestListing(t *testing.T) {
 }
 
 // banSets are the lists a rule bans a source by adding it to.
-var banSets = map[string]bool{compile.SetBanned: true, compile.SetScanners: true, compile.SetTrapped: true}
+var banSets = map[string]bool{compile.SetBanned: true, compile.SetScanners: true, compile.SetTrapped: true, compile.SetAnswered: true}
 
 // TestEveryDroppingRuleHasAGroup: for every golden policy, each rule that
 // drops (verdict drop or reject) or bans (adds the source to the banned,

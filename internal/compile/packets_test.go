@@ -26,7 +26,7 @@ type labNet struct {
 	got       chan string // payloads the server's SIP sockets received
 }
 
-func newLabNet(t *testing.T) *labNet {
+func newLabNet(t testing.TB) *labNet {
 	t.Helper()
 	l := &labNet{srv: nstest.New(t, "srv"), inet: nstest.New(t, "inet"), got: make(chan string, 64)}
 	nstest.WireLab(t, l.srv, l.inet)

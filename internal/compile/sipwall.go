@@ -38,6 +38,9 @@ func (c *compiler) raw() {
 	for _, f := range c.p.Feeds {
 		c.listDrop(pub, ir.KindFeed, FeedSet(f.Name), "on the "+f.Name+" feed")
 	}
+	if p.SIP.Answers.Enabled() {
+		appendRules(pub, rule(ir.KindAnswerBanned, "banned by the failure answers it collected", ir.VDrop, ir.InSet{Set: SetAnswered}))
+	}
 	appendRules(pub, rule(ir.KindScannerBanned, "banned as a SIP scanner", ir.VDrop, ir.InSet{Set: SetScanners}))
 	if len(p.SIP.UDPPorts) > 0 {
 		appendRules(pub, rule(ir.KindDispatch, "SIP over UDP", ir.JumpTo(ChainRawSIP), ir.Proto{Proto: ir.ProtoUDP}, ir.DPort{Ports: ports(p.SIP.UDPPorts)}))
@@ -63,6 +66,12 @@ func (c *compiler) raw() {
 			appendRules(sip, rule(ir.KindScannerSignature, SignatureComment(s.Match), ir.JumpTo(ChainScanner), ms...))
 		}
 		c.knock(sip)
+	}
+	// The UDP budget is counted before conntrack: a flow Asterisk answered
+	// is established, and the filter table would accept the rest of a
+	// flood.
+	if r := c.budgetOver(ir.InSet{Set: SetAdmitted, Neg: true}, ir.Proto{Proto: ir.ProtoUDP}); r != nil {
+		appendRules(sip, r)
 	}
 	c.methodLimit(sip, "REGISTER", p.SIP.RateLimits.Register)
 	c.methodLimit(sip, "INVITE", p.SIP.RateLimits.Invite)
@@ -248,9 +257,11 @@ func (c *compiler) filter() {
 		if c.nft() {
 			appendRules(k, rule(ir.KindAdmitted, "allowed network", ir.VReturn, ir.InSet{Set: SetAllowedNet}))
 		}
-		appendRules(k,
-			rule(ir.KindTrusted, "trusted", ir.VReturn, ir.InSet{Set: SetTrusted}),
-			rule(ir.KindNoKnock, "no knock yet", ir.VDrop))
+		appendRules(k, rule(ir.KindTrusted, "trusted", ir.VReturn, ir.InSet{Set: SetTrusted}))
+		if r := c.budgetOver(); r != nil {
+			appendRules(k, r, c.budgetWithin(ir.VReturn))
+		}
+		appendRules(k, rule(ir.KindNoKnock, "no knock yet", ir.VDrop))
 	}
 	ban := c.chain(ir.Filter, ChainTrapBan, "", ir.Verdict{})
 	appendRules(ban,
@@ -396,6 +407,10 @@ func (c *compiler) sipIn(sipUDP, sipTCP, rtp []ir.PortRange) {
 			if c.nft() {
 				appendRules(ch, rule(ir.KindAdmitted, "SIP from allowed networks", ir.VAccept, udp, ir.DPort{Ports: sipUDP}, ir.InSet{Set: SetAllowedNet}))
 			}
+			// The raw table dropped what is over the budget.
+			if r := c.budgetWithin(ir.VAccept, udp, ir.DPort{Ports: sipUDP}); r != nil {
+				appendRules(ch, r)
+			}
 			appendRules(ch, rule(ir.KindNoKnock, "SIP without the knock", ir.VDrop, udp, ir.DPort{Ports: sipUDP}))
 		} else {
 			appendRules(ch, rule(ir.KindSIP, "SIP over UDP", ir.VAccept, udp, ir.DPort{Ports: sipUDP}))
@@ -406,6 +421,34 @@ func (c *compiler) sipIn(sipUDP, sipTCP, rtp []ir.PortRange) {
 	}
 }
 
+// budgetOver drops the SIP of a source that has not knocked beyond
+// sip.unknown_budget packets per period (one bucket per source for UDP
+// packets and TCP data segments); budgetWithin lets the rest through with
+// verdict v. A phone that cannot knock registers within the budget and
+// guard admits it when Asterisk reports the registration; a scanner's
+// flood is cut at the budget, and its failures ban it (guard). Nil without
+// a budget.
+func (c *compiler) budgetOver(ms ...ir.Match) *ir.Rule {
+	b := c.p.SIP.UnknownBudget
+	if b.Count == 0 || !c.knocks() {
+		return nil
+	}
+	over := ir.SourceRateOver{Name: "sipwall-budget", Rate: b.Count, Per: b.Per.Duration, Burst: b.Count, Size: c.p.Lists.Capacity}
+	return rule(ir.KindBudget, "no knock: over the budget of "+c.budgetText(), ir.VDrop, append(append([]ir.Match(nil), ms...), over)...)
+}
+
+func (c *compiler) budgetWithin(v ir.Verdict, ms ...ir.Match) *ir.Rule {
+	if c.p.SIP.UnknownBudget.Count == 0 || !c.knocks() {
+		return nil
+	}
+	return rule(ir.KindBudget, "no knock: within the budget of "+c.budgetText(), v, ms...)
+}
+
+func (c *compiler) budgetText() string {
+	b := c.p.SIP.UnknownBudget
+	return fmt.Sprintf("%d per %s", b.Count, seconds(b.Per.Duration))
+}
+
 // notes say plainly what is enforced where.
 func (c *compiler) notes() {
 	add := func(format string, args ...any) { c.rs.Notes = append(c.rs.Notes, fmt.Sprintf(format, args...)) }
@@ -413,7 +456,11 @@ func (c *compiler) notes() {
 	if c.nft() {
 		switch p.SIP.Mode {
 		case policy.ModeHostname, policy.ModeUserAgent:
-			add("nftables cannot search packets for text: the %s knock and the scanner signatures are checked by `sipwall guard`, which reads SIP packets of unknown sources from nflog group %d and fills the admitted and scanners sets. Until guard runs, only sources in the allowed set and trusted networks reach SIP over UDP, and TCP SIP carries no data from others.", p.SIP.Mode, InspectGroup)
+			until := "only sources in the allowed set and trusted networks reach SIP over UDP, and TCP SIP carries no data from others"
+			if p.SIP.UnknownBudget.Count > 0 {
+				until = "sources that have not knocked get only their budget (sip.unknown_budget), and scanners within it are not recognised"
+			}
+			add("nftables cannot search packets for text: the %s knock and the scanner signatures are checked by `sipwall guard`, which reads SIP packets of unknown sources from nflog group %d and fills the admitted and scanners sets. Until guard runs, %s.", p.SIP.Mode, InspectGroup, until)
 		default:
 			add("nftables cannot search packets for text: scanner signatures are checked by `sipwall guard` (nflog group %d); without it, scanners are not recognised by their user-agent.", InspectGroup)
 		}
@@ -430,6 +477,13 @@ func (c *compiler) notes() {
 		add("Admitted sources (they showed the %s knock, which a scanner never has) skip the scanner signatures: a signature in a message body or a display name does not ban a phone; the method limits still apply to them. A packet from an unknown source that carries a signature bans it, even with the knock.", p.SIP.Mode)
 	} else {
 		add("Mode %s admits no one by a knock: a scanner signature anywhere in a SIP packet from a source that is neither trusted nor allowed bans it, a phone's chat message included. Put trunks in trusted and your own phones' networks in trusted.sip or the allowed list.", p.SIP.Mode)
+	}
+	if a := p.SIP.Answers; a.Enabled() {
+		add("Bans by answers (sip.answers): the failure answers the host sends from its SIP UDP and TCP ports (401/407/403: %s; 404/484: %s) are counted per remote address in the raw table's OUTPUT, where the status line starts the payload; an address over the rate is banned from every port for %s (list %s). Trusted and allowed addresses are never counted; phones behind one NAT address share a count. TLS hides the answers.",
+			answerRate(a.AuthFailures), answerRate(a.NotFound), a.BanFor, SetAnswered)
+	}
+	if b := p.SIP.UnknownBudget; b.Count > 0 && c.knocks() {
+		add("Sources that have not knocked get a budget of %d SIP packets per %s each (sip.unknown_budget), UDP and TCP data together; beyond it their SIP is dropped. Scanner signatures still ban them; guard admits them when Asterisk reports their registration or authentication, and bans them for failures.", b.Count, seconds(b.Per.Duration))
 	}
 	add("Per-source rates are token buckets: N per period, at most N at once; lists hold up to %d entries and never evict a live one.", p.Lists.Capacity)
 	if !p.IPv6 {

@@ -509,7 +509,7 @@ func (p *Program) compileMatch(m ir.Match, f ir.Family, proto uint8) (op, error)
 			p.rates = append(p.rates, rateSpec{name: m.Name, fam: f, m: m})
 			idx = len(p.rates) - 1
 		}
-		return op{kind: opRate, rate: idx}, nil
+		return op{kind: opRate, rate: idx, dir: m.Dir}, nil
 	}
 	return op{}, fmt.Errorf("unknown match %T", m)
 }

@@ -445,7 +445,11 @@ func (e *Engine) match(x *xrule, c *pctx) bool {
 		case opLimit:
 			ok = e.limits[o.limit].pass(c.now)
 		case opRate:
-			over, full := e.rates[o.rate].over(c.srcKey, c.now)
+			k := c.srcKey
+			if o.dir == ir.DstAddr {
+				k = c.dstKey
+			}
+			over, full := e.rates[o.rate].over(k, c.now)
 			if full && e.prog.Backend == backend.IPTables {
 				// xt_hashlimit: dsthash_alloc_init fails on a full table
 				// and the match sets hotdrop: the packet is dropped on

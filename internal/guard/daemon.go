@@ -220,6 +220,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if s.AMI != nil {
 		cfg.AMI = []ami.Config{*s.AMI}
 	}
+	if s.AdmitRegistered {
+		cfg.Admit = &live.Admit{}
+	}
 	if inspector {
 		// iptables matches the knock and the signatures in the kernel
 		// (xt_string); on nftables guard's inspector does.

@@ -15,7 +15,7 @@
 // distributed brute force (every line a failure, a different source every
 // few lines) costs no more than the lines it reads: a failure is 16 bytes
 // while reading (its time, its source, its kind) and 9 once grouped by
-// source, a source 84 bytes (16 of address, at most 8 of hash slots, 4 of
+// source, a source 84 to 92 bytes (16 of address, 8 to 16 of hash slots, 4 of
 // offset, 56 of verdict). A line allocates nothing; a source allocates only
 // the jail's state while it is judged (about 3 allocations). Matches can be
 // written as they are found (WriteJSON, WriteText), so the report needs no

@@ -63,7 +63,10 @@ type Settings struct {
 	// Inspect runs the SIP inspector (the nftables backend's knock and
 	// scanner signatures).
 	Inspect bool
-	Metrics string // address:port, or "off"
+	// AdmitRegistered admits the sources Asterisk reports registered or
+	// authenticated (guard.admit_registered).
+	AdmitRegistered bool
+	Metrics         string // address:port, or "off"
 
 	// Fleet is the CrowdSec LAPI and the blocklist feeds (nil: none).
 	Fleet *Fleet
@@ -128,7 +131,7 @@ func Setup(p *policy.Policy, env Env) (*Daemon, error) {
 		StateDir: env.StateDir,
 		Logs:     append([]string(nil), g.Logs...),
 		Jail:     JailConfig(p), ScannerBanFor: p.SIP.Scanners.BanFor.Duration,
-		IPv6: p.IPv6, Inspect: g.Inspect && p.SIP.Mode != "", Metrics: g.Metrics,
+		IPv6: p.IPv6, Inspect: g.Inspect && p.SIP.Mode != "", AdmitRegistered: g.AdmitRegistered, Metrics: g.Metrics,
 		Poll: g.Poll.Duration, ResolveEvery: g.ResolveEvery.Duration, SaveEvery: g.SaveEvery.Duration,
 		MaxLine: g.MaxLine, Verbose: env.Verbose,
 	}

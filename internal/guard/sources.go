@@ -8,7 +8,8 @@ import (
 // sourceTable numbers the sources of a scan: an open-addressing hash table
 // of 16-byte addresses (IPv4 as IPv4-mapped; the events package unmaps
 // mapped addresses, so the mapped form means IPv4). A source costs 16 bytes
-// of address and at most 8 bytes of slots (the table is at most half full).
+// of address and 8 to 16 bytes of slots (the table is kept at most half
+// full).
 type sourceTable struct {
 	addrs [][16]byte
 	slots []uint32 // index+1 of the source, 0 when free

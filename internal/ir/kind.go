@@ -39,6 +39,14 @@ const (
 	KindTrapBan
 	// KindTrapped: packets from sources in the trapped list.
 	KindTrapped
+	// KindAnswer: failure answers the host sends (401/407/403, 404/484),
+	// counted per remote address.
+	KindAnswer
+	// KindAnswerBan: a remote address put in the answered list for
+	// collecting failure answers beyond the policy's rate.
+	KindAnswerBan
+	// KindAnswerBanned: packets from sources in the answered list.
+	KindAnswerBanned
 	// KindRateLimit: packets over a per-source rate (REGISTER, INVITE,
 	// new TCP connections).
 	KindRateLimit
@@ -48,6 +56,10 @@ const (
 	KindNoKnock
 	// KindAdmitted: SIP from admitted or allowed sources.
 	KindAdmitted
+	// KindBudget: SIP from sources that have not knocked, accepted
+	// within their per-source budget (sip.unknown_budget) or dropped
+	// beyond it.
+	KindBudget
 	// KindTrusted: traffic from the policy's trusted networks.
 	KindTrusted
 	// KindExempt: packets of trusted networks and allowed sources let
@@ -83,7 +95,7 @@ const (
 
 var kindNames = [numKinds]string{
 	"", "scanner-signature", "scanner-inspected", "scanner-ban", "scanner-banned", "banned", "fleet", "feed",
-	"trap", "trap-ban", "trapped", "rate-limit", "knock", "no-knock", "admitted", "trusted",
+	"trap", "trap-ban", "trapped", "answer", "answer-ban", "answer-banned", "rate-limit", "knock", "no-knock", "admitted", "budget", "trusted",
 	"exempt", "spoofing", "icmp", "conntrack", "ssh", "service", "sip", "rtp", "loopback", "log", "dispatch",
 }
 
@@ -99,10 +111,14 @@ var kindAbout = [numKinds]string{
 	"trap port hits (the source is banned from every port)",
 	"packets dropped by the trap ban (trap hits and trapped sources; the ban refreshed)",
 	"packets dropped from sources caught by a trap port",
+	"failure answers sent (401/407/403, 404/484), counted per remote address",
+	"addresses banned for collecting failure answers beyond the policy's rate (password guessing, extension enumeration)",
+	"packets dropped from sources banned by the failure answers they collected",
 	"packets dropped by a per-source rate limit",
 	"knocks seen (SIP naming the secret hostname or an admitted user-agent)",
 	"SIP dropped because the source has not knocked",
 	"SIP accepted from admitted or allowed sources",
+	"SIP from sources that have not knocked, within their budget (accepted) or beyond it (dropped)",
 	"packets accepted from trusted networks",
 	"packets of trusted networks and allowed sources let past the scanner bans, signatures and limits",
 	"packets dropped as spoofed or malformed (bogons, bad TCP flags, empty UDP)",

@@ -145,11 +145,14 @@ type Limit struct {
 
 // SourceRateOver matches when the source exceeds a token bucket of its own:
 // Rate per Per with Burst (hashlimit-above / nftables per-element limit).
+// With Dir DstAddr the bucket is the destination's (the remote address of
+// a packet the host sends).
 type SourceRateOver struct {
 	Name  string
 	Rate  int
 	Per   time.Duration
 	Burst int
+	Dir   Direction
 	// Size is the most sources tracked.
 	Size int
 }

@@ -103,6 +103,17 @@ func (p *Policy) Lint(host HostFacts) []Finding {
 	if p.SIP.Mode == ModeUserAgent {
 		add(SevInfo, "sip.mode", "user-agent admission is weaker than the hostname knock: any scanner may claim an allowed user-agent")
 	}
+	for _, a := range []struct {
+		key string
+		r   Rate
+	}{{"sip.answers.auth_failures", p.SIP.Answers.AuthFailures}, {"sip.answers.not_found", p.SIP.Answers.NotFound}} {
+		if r := a.r; r.Count > 0 && r.Count < 3 {
+			add(SevWarning, a.key+".count", "%d failure answers per %s bans a phone that re-registers with one challenge, or that mistypes a password once: use 10 or more", r.Count, r.Per)
+		}
+	}
+	if p.SIP.Answers.Enabled() {
+		add(SevInfo, "sip.answers", "answers are counted per remote address: phones behind one NAT address share it, so put an office's address in trusted.sip or the allowed list")
+	}
 	out = append(out, p.lintOverlaps()...)
 	if host.IPv6 && !p.IPv6 {
 		add(SevWarning, "ipv6", "the host has IPv6 enabled but the policy leaves IPv6 alone: every IPv6 port is open to the world (set ipv6: true, or disable IPv6 in sysctl)")

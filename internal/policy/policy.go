@@ -135,7 +135,34 @@ type SIP struct {
 	AdmitFor   Duration    `yaml:"admit_for"`
 	Scanners   Scanners    `yaml:"scanners"`
 	RateLimits MethodRates `yaml:"rate_limits"`
+	// Answers bans sources by the failure answers the host sends them.
+	Answers Answers `yaml:"answers"`
+	// UnknownBudget, in the knock modes, lets a source that has not
+	// knocked send Count SIP packets per Per instead of none: a phone
+	// that cannot be given the hostname or user-agent registers within
+	// it, Asterisk's success admits it (sipwall guard), its failures ban
+	// it; beyond it its packets are dropped. Count 0: no budget.
+	UnknownBudget Rate `yaml:"unknown_budget"`
 }
+
+// Answers bans a remote address that collects too many failure answers
+// from the host's SIP ports: a password guesser collects 401/407/403
+// after 401/407/403, an extension enumerator 404 after 404, while a phone
+// collects one challenge per registration or call. Each class is a token
+// bucket per remote address: Count answers per Per, at most Count at once;
+// the answer beyond the bucket bans the address from every port for
+// BanFor. A class with Count 0 (the default) counts nothing.
+type Answers struct {
+	// AuthFailures counts 401 and 407 challenges and 403 Forbidden.
+	AuthFailures Rate `yaml:"auth_failures"`
+	// NotFound counts 404 Not Found and 484 Address Incomplete.
+	NotFound Rate `yaml:"not_found"`
+	// BanFor is how long the address stays banned.
+	BanFor Duration `yaml:"ban_for"`
+}
+
+// Enabled reports whether any class of answers is counted.
+func (a Answers) Enabled() bool { return a.AuthFailures.Count > 0 || a.NotFound.Count > 0 }
 
 // Scanners are the user-agent (and other) signatures of SIP scanners.
 type Scanners struct {
@@ -208,6 +235,10 @@ type Guard struct {
 	IgnoreSelf bool `yaml:"ignore_self"`
 	// Inspect runs the live SIP inspector (the nftables backend's knock).
 	Inspect bool `yaml:"inspect"`
+	// AdmitRegistered admits the sources Asterisk reports registered or
+	// authenticated with a password (SuccessfulAuth, ContactStatus,
+	// PeerStatus) for the registration's lifetime plus a margin.
+	AdmitRegistered bool `yaml:"admit_registered"`
 	// Metrics is where Prometheus metrics are served ("off" disables).
 	Metrics string `yaml:"metrics"`
 	// ResolveEvery re-resolves trusted.hosts; SaveEvery saves the lists.

@@ -152,6 +152,10 @@ func TestBadPolicies(t *testing.T) {
 		{"feed format", minimal + "feeds:\n  - {name: a, url: /x, format: csv}\n", "feeds[0].format: \"csv\" is not a feed format"},
 		{"feed apiban key", minimal + "feeds:\n  - {name: a, url: https://apiban.org/stable, format: apiban}\n", "feeds[0].key_file: APIBan needs its API key"},
 		{"feed every", minimal + "feeds:\n  - {name: a, url: /x, every: 1s}\n", "feeds[0].every: 1s is out of range"},
+		{"answers without period", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  answers:\n    auth_failures: {count: 10}\n", "p.yaml:5: sip.answers.auth_failures.per: a rate needs a period"},
+		{"answers count", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  answers:\n    not_found: {count: -1, per: 1m}\n", "p.yaml:5: sip.answers.not_found.count: -1 is out of range"},
+		{"answers ban forever", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  answers:\n    auth_failures: {count: 10, per: 1m}\n    ban_for: forever\n", "p.yaml:6: sip.answers.ban_for: a ban by answers needs a duration"},
+		{"answers unknown key", "ssh: {ports: [22]}\nsip:\n  hostnames: [a.example.net]\n  answers:\n    auth_failure: {count: 10, per: 1m}\n", "p.yaml:5: sip.answers.auth_failure: unknown key (known keys here: auth_failures, ban_for, not_found)"},
 		{"feed url", minimal + "feeds:\n  - {name: a, url: \"ftp://x/list\"}\n", "feeds[0].url: \"ftp://x/list\" is not an http(s) address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,5 +301,32 @@ func TestGuardSectionFromFlags(t *testing.T) {
 	}
 	if err := Default().ValidateGuard(); err != nil {
 		t.Errorf("the defaults fail: %v", err)
+	}
+}
+
+func TestAnswersLint(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(minimal+"  answers:\n    auth_failures: {count: 2, per: 1h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SIP.Answers.BanFor.Duration != time.Hour || p.SIP.Answers.NotFound.Count != 0 {
+		t.Errorf("defaults: ban_for %v, not_found %+v", p.SIP.Answers.BanFor, p.SIP.Answers.NotFound)
+	}
+	var found []string
+	for _, f := range p.Lint(HostFacts{}) {
+		if strings.HasPrefix(f.Key, "sip.answers") {
+			found = append(found, f.String())
+		}
+	}
+	want := []string{
+		"p.yaml:6: warning: sip.answers.auth_failures.count: 2 failure answers per 1h bans a phone that re-registers with one challenge, or that mistypes a password once: use 10 or more",
+		"p.yaml:5: info: sip.answers: answers are counted per remote address: phones behind one NAT address share it, so put an office's address in trusted.sip or the allowed list",
+	}
+	if strings.Join(found, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lint:\n%s\nwant:\n%s", strings.Join(found, "\n"), strings.Join(want, "\n"))
+	}
+	p, _ = Parse("p.yaml", []byte(minimal))
+	if p.SIP.Answers.Enabled() {
+		t.Error("answers are on by default")
 	}
 }

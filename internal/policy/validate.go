@@ -89,6 +89,18 @@ func (p *Policy) validate() []error {
 	p.checkRate(&errs, "sip.rate_limits.register", p.SIP.RateLimits.Register)
 	p.checkRate(&errs, "sip.rate_limits.invite", p.SIP.RateLimits.Invite)
 	p.checkRate(&errs, "log.drops", p.Log.Drops)
+	p.checkRate(&errs, "sip.answers.auth_failures", p.SIP.Answers.AuthFailures)
+	p.checkRate(&errs, "sip.answers.not_found", p.SIP.Answers.NotFound)
+	if p.SIP.Answers.Enabled() && p.SIP.Answers.BanFor.Duration == 0 {
+		bad("sip.answers.ban_for", "a ban by answers needs a duration (like 1h); forever is not allowed")
+	}
+	if p.SIP.Answers.Enabled() && len(p.SIP.UDPPorts)+len(p.SIP.TCPPorts) == 0 {
+		bad("sip.answers", "answers are counted on the SIP UDP and TCP ports, and the policy has none (TLS hides them)")
+	}
+	p.checkRate(&errs, "sip.unknown_budget", p.SIP.UnknownBudget)
+	if p.SIP.UnknownBudget.Count > 0 && p.SIP.Mode != ModeHostname && p.SIP.Mode != ModeUserAgent {
+		bad("sip.unknown_budget", "a budget for sources that have not knocked needs a knock: mode %s lets every source's SIP through already (use mode hostname or user-agent)", short(p.SIP.Mode))
+	}
 	if p.Traps.BanFor.Duration == 0 && p.hasTrapBan() {
 		bad("traps.ban_for", "a trap ban needs a duration (the article: 10m)")
 	}

@@ -21,7 +21,13 @@ var labLocal = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAd
 // labProgram compiles examples/lab.yaml for backend b.
 func labProgram(t testing.TB, b backend.Name) (*policy.Policy, *engine.Program) {
 	t.Helper()
-	p, err := policy.LoadFile("../../examples/lab.yaml")
+	return policyProgram(t, "../../examples/lab.yaml", b)
+}
+
+// policyProgram compiles the policy in file for backend b.
+func policyProgram(t testing.TB, file string, b backend.Name) (*policy.Policy, *engine.Program) {
+	t.Helper()
+	p, err := policy.LoadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

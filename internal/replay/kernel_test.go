@@ -62,8 +62,9 @@ import (
 //   - The server's own stack has no listener and would answer on its own:
 //     RSTs for TCP, ICMP port unreachable for UDP, echo replies. A separate
 //     table (inet sipwall-difftest) drops every unmarked packet in the
-//     output hook at priority -300 (raw), before conntrack (-200), so those
-//     answers neither leave nor touch conntrack state. The REJECT rule's
+//     output hook at priority -350, before the raw table (-300, where
+//     sipwall counts the host's answers) and conntrack (-200), so those
+//     answers neither leave, nor are counted, nor touch conntrack state. The REJECT rule's
 //     reset is dropped there too; the engine does not replay it either.
 //   - The peer namespace has IPv6 disabled and no address, so it sends
 //     nothing of its own that the server's counters would see.
@@ -265,7 +266,7 @@ func (l *kernelLab) load(t *testing.T, rs *ir.Ruleset, b backend.Name) {
 	}
 	steps = append(steps, step{fmt.Sprintf(`table inet sipwall-difftest {
 	chain out {
-		type filter hook output priority -300; policy accept;
+		type filter hook output priority -350; policy accept;
 		meta mark != 0x%x drop
 	}
 }
@@ -455,8 +456,13 @@ func TestKernelDifferential(t *testing.T) {
 // and compares their counters; check, when set, is then called with the
 // lab (still loaded) and the report.
 func differential(t *testing.T, b backend.Name, path string, check func(*kernelLab, *replay.Report)) {
+	differentialWith(t, b, "../../examples/lab.yaml", path, check)
+}
+
+// differentialWith is differential with the policy in file pol.
+func differentialWith(t *testing.T, b backend.Name, pol, path string, check func(*kernelLab, *replay.Report)) {
 	name := filepath.Base(path)
-	p, prog := labProgram(t, b)
+	p, prog := policyProgram(t, pol, b)
 	opt := labOptions(p, b)
 	// The kernel ruleset alone: guard's inspector is user space.
 	opt.Guard = nil

@@ -33,6 +33,7 @@ import (
 	"github.com/sipwall/sipwall/internal/compile"
 	"github.com/sipwall/sipwall/internal/engine"
 	"github.com/sipwall/sipwall/internal/ir"
+	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/sip"
 )
 
@@ -68,6 +69,9 @@ const (
 	ListScanner     = "scanner-banned"
 	ListTrapped     = "trap-banned"
 	ListRateLimited = "rate-limited"
+	// ListAnswered: banned for the failure answers the host sent it
+	// (sip.answers).
+	ListAnswered = "answer-banned"
 )
 
 // ListEntry is a list a source entered, and when.
@@ -109,9 +113,12 @@ type Source struct {
 	Knocked bool `json:"sent_hostname"`
 	// Methods counts the source's SIP requests by method.
 	Methods map[string]*MethodCount `json:"methods"`
-	FirstAt time.Time               `json:"first_seen"`
-	LastAt  time.Time               `json:"last_seen"`
-	lists   uint8
+	// FailureAnswers counts the failure answers (401, 403, 407, 404,
+	// 484) the host sent the source, of those the ruleset let it send.
+	FailureAnswers int       `json:"failure_answers,omitempty"`
+	FirstAt        time.Time `json:"first_seen"`
+	LastAt         time.Time `json:"last_seen"`
+	lists          uint8
 	// The method counted last, for the next request of the source.
 	lastMethod []byte
 	lastMC     *MethodCount
@@ -341,7 +348,7 @@ func (r *runner) source(a netip.Addr, slot uint32, t time.Time) *Source {
 	return s
 }
 
-var listBits = map[string]uint8{ListAdmitted: 1, ListScanner: 2, ListTrapped: 4, ListRateLimited: 8}
+var listBits = map[string]uint8{ListAdmitted: 1, ListScanner: 2, ListTrapped: 4, ListRateLimited: 8, ListAnswered: 16}
 
 func (r *runner) enter(s *Source, list string, t time.Time) {
 	b := listBits[list]
@@ -352,6 +359,38 @@ func (r *runner) enter(s *Source, list string, t time.Time) {
 	s.Lists = append(s.Lists, ListEntry{List: list, At: t})
 }
 
+// answered notes a failure answer the host sent, and the ban it caused,
+// in the report's entry of the address it went to.
+func (r *runner) answered(p *packet.Packet, res *engine.Result, t time.Time) {
+	failure := failureAnswer(p.Payload)
+	if !failure && res.NAdds == 0 {
+		return
+	}
+	s := r.source(p.Dst, hintSlot(p.Dst), t)
+	if failure {
+		s.FailureAnswers++
+	}
+	for i := 0; i < res.NAdds; i++ {
+		if l := listOf(res.Adds[i].Set); l != "" && res.Adds[i].Addr == p.Dst {
+			r.enter(s, l, t)
+		}
+	}
+}
+
+// failureAnswer reports whether payload starts with the status line of a
+// failure answer that sip.answers counts.
+func failureAnswer(payload []byte) bool {
+	const prefix = "SIP/2.0 "
+	if len(payload) < len(prefix)+4 || string(payload[:len(prefix)]) != prefix || payload[len(prefix)+3] != ' ' {
+		return false
+	}
+	switch string(payload[len(prefix) : len(prefix)+3]) {
+	case "401", "403", "407", "404", "484":
+		return true
+	}
+	return false
+}
+
 func listOf(set string) string {
 	switch set {
 	case compile.SetAdmitted, "MYSIP":
@@ -360,6 +399,8 @@ func listOf(set string) string {
 		return ListScanner
 	case compile.SetTrapped, "RLM":
 		return ListTrapped
+	case compile.SetAnswered:
+		return ListAnswered
 	}
 	return ""
 }
@@ -418,6 +459,7 @@ func (r *runner) packet(f *frame) {
 			rep.Other++
 		default:
 			rep.Outgoing++
+			r.answered(p, res, ts)
 		}
 		return
 	}
@@ -566,6 +608,8 @@ func (r *runner) finish() {
 		if s.lists&(listBits[ListScanner]|listBits[ListTrapped]) != 0 {
 			rep.Totals.SourcesBanned++
 			rep.Totals.ScanAttemptsThwarted += uint64(s.Dropped)
+		} else if s.lists&listBits[ListAnswered] != 0 {
+			rep.Totals.SourcesBanned++
 		}
 		if s.lists&listBits[ListAdmitted] != 0 {
 			rep.Totals.PhonesAdmitted++

@@ -1,6 +1,9 @@
 // Package ami is a minimal Asterisk Manager Interface client for sipwall
 // guard: it connects over TCP, logs in with an account, asks for security
-// events only (`Events: security`), and hands every event block to a
+// and system events only (`Events: security,system`: failures and
+// successful authentications, and the registrations reported by
+// ContactStatus and PeerStatus; the account needs `read = security,system`
+// in manager.conf), and hands every event block to a
 // callback; when the connection drops it reconnects with exponential
 // backoff. It sends no other action.
 package ami
@@ -108,7 +111,7 @@ func session(ctx context.Context, cfg Config, fn func([]byte)) error {
 		return fmt.Errorf("ami: %q is not an Asterisk manager greeting", strings.TrimSpace(greeting))
 	}
 	login := "Action: Login\r\nActionID: sipwall-login\r\nUsername: " + clean(cfg.Username) +
-		"\r\nSecret: " + clean(cfg.Secret) + "\r\nEvents: security\r\n\r\n"
+		"\r\nSecret: " + clean(cfg.Secret) + "\r\nEvents: security,system\r\n\r\n"
 	if _, err := io.WriteString(c, login); err != nil {
 		return fmt.Errorf("ami: login: %w", err)
 	}

@@ -1,6 +1,8 @@
 // Package events recognizes Asterisk security failures in log lines and in
 // Asterisk Manager Interface (AMI) security events, and extracts the remote
-// address that Asterisk itself wrote.
+// address that Asterisk itself wrote. It also reads FreeSWITCH's and
+// Kamailio's failure lines and Asterisk's coloured console lines (pbx.go,
+// colour.go); the format is decided per line from its start.
 //
 // Matching is hand-written scanning on fixed anchors (no regular
 // expressions), runs in time linear in the line length and does not
@@ -43,6 +45,10 @@ const (
 	IAX2NoSuchPeer               // chan_iax2: "No registration for peer"
 	HackingAttempt               // chan_sip: "hacking attempt detected"
 	RejectedConnection           // FreePBX dialplan: "Rejecting unknown SIP connection from"
+	FreeSWITCHAuthFailure        // FreeSWITCH sofia: "SIP auth failure (REGISTER|INVITE) on sofia profile"
+	FreeSWITCHUserNotFound       // FreeSWITCH sofia: "Can't find user [user@domain] from"
+	KamailioAuthFailed           // Kamailio: the auth route's xlog line (docs/guard.md)
+	KamailioPikeBlocked          // Kamailio pike: the request rate limit blocked the address
 	numKinds
 )
 
@@ -65,6 +71,10 @@ var kindNames = [numKinds]string{
 	IAX2NoSuchPeer:          "IAX2NoSuchPeer",
 	HackingAttempt:          "HackingAttempt",
 	RejectedConnection:      "RejectedConnection",
+	FreeSWITCHAuthFailure:   "FreeSWITCHAuthFailure",
+	FreeSWITCHUserNotFound:  "FreeSWITCHUserNotFound",
+	KamailioAuthFailed:      "KamailioAuthFailed",
+	KamailioPikeBlocked:     "KamailioPikeBlocked",
 }
 
 // String returns the stable name of the kind ("" for KindNone).

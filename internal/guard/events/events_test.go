@@ -375,6 +375,14 @@ func FuzzClassify(f *testing.F) {
 	cases, _ := readCorpus(f)
 	for _, c := range cases {
 		f.Add([]byte(c.line))
+		if col, ok := colourise(c.line); ok {
+			f.Add([]byte(col))
+		}
+	}
+	for _, file := range []string{"testdata/fail2ban-freeswitch.log", "testdata/freeswitch-more.log", "testdata/kamailio.log"} {
+		for _, c := range readAnnotated(f, file) {
+			f.Add([]byte(c.line))
+		}
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		ev, r, why := ClassifyIn(line, time.UTC)

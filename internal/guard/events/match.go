@@ -48,6 +48,34 @@ var (
 // a zone are read in loc.
 func ClassifyIn(line []byte, loc *time.Location) (Event, Result, string) {
 	line = trimRight(line)
+	if bytes.IndexByte(line, 0x1b) >= 0 {
+		return classifyColoured(line, loc)
+	}
+	return classify(line, loc)
+}
+
+// classify is ClassifyIn on a trimmed line without colour escapes.
+func classify(line []byte, loc *time.Location) (Event, Result, string) {
+	switch f, off, p := detect(line); f {
+	case formatFreeSWITCH:
+		ev, r, why := freeSWITCH(line[off:], p, loc)
+		if r == NoMatch {
+			return unrecognized(line[off:])
+		}
+		if ev.Time.IsZero() && off > 0 {
+			ev.Time, ev.NoYear, _ = parseLeadingStamp(line, loc)
+		}
+		return ev, r, why
+	case formatKamailio:
+		ev, r, why := kamailio(line[off:], p)
+		if r == NoMatch {
+			return unrecognized(line[off:])
+		}
+		if off > 0 {
+			ev.Time, ev.NoYear, _ = parseLeadingStamp(line, loc)
+		}
+		return ev, r, why
+	}
 	ms, ts, noYear, ok := parsePrefix(line, loc)
 	if !ok {
 		return unrecognized(line)

@@ -406,6 +406,25 @@ func (j *Jail) record(i uint32, e *entry, now uint32) int {
 	return n
 }
 
+// Succeeded records that addr authenticated successfully at time at: the
+// failures counted against its source are forgotten (a phone with one
+// mistyped line still registers with the others), but a ban is not
+// lifted, and its recidive chain is kept. It reports whether a count was
+// reset.
+func (j *Jail) Succeeded(at time.Time, addr netip.Addr) bool {
+	k, _ := j.source(addr.Unmap())
+	_, i := j.find(&k)
+	if i == 0 {
+		return false
+	}
+	e := j.at(i)
+	if at.UnixNano() < e.until || e.nfail == 0 {
+		return false
+	}
+	e.nfail = 0
+	return true
+}
+
 // BannedUntil reports whether addr is banned at now, and until when.
 func (j *Jail) BannedUntil(addr netip.Addr, now time.Time) (time.Time, bool) {
 	k, _ := j.source(addr.Unmap())

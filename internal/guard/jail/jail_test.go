@@ -151,3 +151,32 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestSuccessResetsCountNotBan(t *testing.T) {
+	j := mustNew(t, Config{})
+	a := netip.MustParseAddr("192.0.2.1")
+	for i := 1; i <= 4; i++ {
+		j.Fail(t0.Add(time.Duration(i)*time.Second), a)
+	}
+	if !j.Succeeded(t0.Add(5*time.Second), a) {
+		t.Fatal("success after 4 failures reset nothing")
+	}
+	for i := 1; i <= 4; i++ {
+		if d := j.Fail(t0.Add(time.Duration(5+i)*time.Second), a); d.Action != Counted || d.Failures != i {
+			t.Fatalf("failure %d after the success: %+v", i, d)
+		}
+	}
+	d := j.Fail(t0.Add(10*time.Second), a)
+	if d.Action != Ban {
+		t.Fatalf("fifth failure after the success: %+v", d)
+	}
+	if j.Succeeded(t0.Add(11*time.Second), a) {
+		t.Error("a success during the ban reset something")
+	}
+	if _, ok := j.BannedUntil(a, t0.Add(12*time.Second)); !ok {
+		t.Error("a success lifted the ban")
+	}
+	if j.Succeeded(t0, netip.MustParseAddr("192.0.2.2")) {
+		t.Error("a source never seen was reset")
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/sipwall/sipwall/internal/guard/jail"
 	"github.com/sipwall/sipwall/internal/guard/journal"
 	"github.com/sipwall/sipwall/internal/guard/nflog"
+	"github.com/sipwall/sipwall/internal/guard/success"
 	"github.com/sipwall/sipwall/internal/packet"
 	"github.com/sipwall/sipwall/internal/policy"
 )
@@ -79,6 +80,9 @@ type Config struct {
 	OpenNFLog func(group uint16) (*nflog.Receiver, error)
 
 	Jail jail.Config
+	// Admit, when set, admits the sources Asterisk reports registered or
+	// authenticated (package success) into the admitted list.
+	Admit *Admit
 	// ScannerBanFor is the timeout of a scanners entry (0: the set's own,
 	// the policy's sip.scanners.ban_for).
 	ScannerBanFor time.Duration
@@ -121,6 +125,22 @@ type Config struct {
 	OnBan func(Ban)
 }
 
+// Admit is how long a success admits a source.
+type Admit struct {
+	// For is how long a success that does not say when its registration
+	// ends admits (SuccessfulAuth, PeerStatus): DefaultAdmitFor if 0.
+	For time.Duration
+	// Margin is added to a registration's lifetime, so that a phone that
+	// refreshes late is not cut off (DefaultAdmitMargin if 0).
+	Margin time.Duration
+}
+
+// Defaults of Admit.
+const (
+	DefaultAdmitFor    = time.Hour
+	DefaultAdmitMargin = 5 * time.Minute
+)
+
 // Ban is a ban guard made, as OnBan hears of it.
 type Ban struct {
 	// Kind is auth (failures in the PBX's log or AMI) or scanner (a
@@ -145,7 +165,8 @@ type Guard struct {
 
 	mu       sync.Mutex
 	jail     *jail.Jail
-	admitted map[netip.Addr]time.Time // admitted by the inspector in this run
+	admitted map[netip.Addr]time.Time // admitted by the inspector or a success in this run
+	authed   map[netip.Addr]time.Time // admitted by a success, until
 	trusted  map[netip.Addr]string    // resolved trusted host addresses
 	recent   *inspect.Decisions       // inspector decisions, to skip packets in flight
 }
@@ -171,6 +192,16 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.SaveEvery <= 0 {
 		cfg.SaveEvery = 5 * time.Minute
 	}
+	if cfg.Admit != nil {
+		a := *cfg.Admit
+		if a.For <= 0 {
+			a.For = DefaultAdmitFor
+		}
+		if a.Margin <= 0 {
+			a.Margin = DefaultAdmitMargin
+		}
+		cfg.Admit = &a
+	}
 	if cfg.OpenNFLog == nil {
 		cfg.OpenNFLog = func(g uint16) (*nflog.Receiver, error) { return nflog.Open(g, nflog.Options{}) }
 	}
@@ -185,7 +216,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	return &Guard{
 		cfg: cfg, log: cfg.Log, m: cfg.Metrics, h: cfg.Health, jail: j,
-		admitted: map[netip.Addr]time.Time{}, trusted: map[netip.Addr]string{}, recent: inspect.NewDecisions(),
+		admitted: map[netip.Addr]time.Time{}, authed: map[netip.Addr]time.Time{}, trusted: map[netip.Addr]string{}, recent: inspect.NewDecisions(),
 	}, nil
 }
 
@@ -288,6 +319,10 @@ func (g *Guard) follow(ctx context.Context, path string) error {
 			g.failure(ctx, ev, "log", read)
 		case events.Rejected:
 			g.m.Rejected.Inc()
+		case events.NoMatch:
+			if s, ok := success.Line(line); ok {
+				g.succeeded(ctx, s, "log", read)
+			}
 		}
 	})
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -337,6 +372,10 @@ func (g *Guard) journal(ctx context.Context, unit string) error {
 			g.failure(ctx, ev, "journal", read)
 		case events.Rejected:
 			g.m.Rejected.Inc()
+		case events.NoMatch:
+			if s, ok := success.Line(msg); ok {
+				g.succeeded(ctx, s, "journal", read)
+			}
 		}
 	})
 }
@@ -363,6 +402,10 @@ func (g *Guard) ami(ctx context.Context, cfg ami.Config) error {
 			g.failure(ctx, ev, "ami", read)
 		case events.Rejected:
 			g.m.Rejected.Inc()
+		case events.NoMatch:
+			if s, ok := success.AMI(block, read); ok {
+				g.succeeded(ctx, s, "ami", read)
+			}
 		}
 	})
 	if ctx.Err() != nil {
@@ -441,6 +484,92 @@ func (g *Guard) failure(ctx context.Context, ev events.Event, input string, read
 		g.cfg.OnBan(Ban{Kind: "auth", Addr: ev.Addr, For: d.Duration, Failures: d.Failures, LastEvent: ev.Kind.String(), At: read})
 	}
 	g.forget(ctx, ev.Addr)
+}
+
+// succeeded admits a source Asterisk reports registered or authenticated,
+// for its registration's lifetime plus the margin, into the admitted list
+// through the same banner as the inspector's admissions. Its failures
+// counted so far are forgotten. A success does not lift a ban: a source
+// guard holds banned is not admitted (the success came from packets in
+// flight, or from another service than the one it failed on), and the
+// ban runs its course. Trusted sources are let through by the ruleset
+// already and are not listed. A success that does not extend the current
+// admission by a minute or more writes nothing (pjsip reports one per
+// authenticated request).
+func (g *Guard) succeeded(ctx context.Context, s success.Success, input string, now time.Time) {
+	if g.cfg.Admit == nil {
+		return
+	}
+	a := s.Addr
+	lifetime := g.cfg.Admit.For
+	if !s.Expires.IsZero() {
+		if l := s.Expires.Sub(now); l > 0 {
+			lifetime = l
+		}
+	}
+	lifetime = (lifetime + g.cfg.Admit.Margin).Truncate(time.Second)
+	until := now.Add(lifetime)
+	g.mu.Lock()
+	if _, ok := g.trusted[a]; ok {
+		g.mu.Unlock()
+		return
+	}
+	if _, ok := g.jail.Exempt(a); ok {
+		g.mu.Unlock()
+		return
+	}
+	g.jail.Succeeded(now, a)
+	bannedUntil, banned := g.jail.BannedUntil(a, now)
+	prev, had := g.authed[a]
+	write := !banned && (!had || until.Sub(prev) >= time.Minute)
+	if write {
+		g.authed[a] = until
+		g.admitted[a] = now
+	}
+	g.mu.Unlock()
+	if banned {
+		g.log.Warn("a banned source registered or authenticated: not admitted, the ban stands", "addr", a.String(), "event", s.Kind.String(), "account", s.Account, "banned_until", bannedUntil.Format(time.RFC3339), "input", input)
+		return
+	}
+	if !write {
+		return
+	}
+	why := admitComment(s)
+	add := func() error { return g.cfg.Banner.Add(ctx, compile.SetAdmitted, a, lifetime) }
+	if ex, ok := g.cfg.Banner.(ban.Explainer); ok {
+		add = func() error { return ex.AddWhy(ctx, compile.SetAdmitted, a, lifetime, why) }
+	}
+	if err := add(); err != nil {
+		g.m.Errors.WithLabelValues("admit").Inc()
+		g.log.Error("admit failed", "addr", a, "err", err)
+		g.mu.Lock()
+		delete(g.authed, a)
+		g.mu.Unlock()
+		return
+	}
+	g.m.Successes.WithLabelValues(s.Kind.String(), input).Inc()
+	g.log.Info("admitted", "addr", a.String(), "by", s.Kind.String(), "account", s.Account, "for", lifetime.String(), "input", input)
+}
+
+// admitComment is the admitted entry's comment for a success: the event
+// and the account, reduced to characters every backend's comment takes.
+func admitComment(s success.Success) string {
+	acc := []byte(s.Account)
+	n := 0
+	for _, c := range acc {
+		if n == 32 {
+			break
+		}
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-+@/", c) >= 0 {
+			acc[n] = c
+			n++
+		}
+	}
+	why := "authenticated (" + s.Kind.String() + ")"
+	if n > 0 {
+		why = "authenticated as " + string(acc[:n]) + " (" + s.Kind.String() + ")"
+	}
+	return why
 }
 
 func (g *Guard) forget(ctx context.Context, a netip.Addr) {
@@ -665,6 +794,11 @@ func (g *Guard) pruneLoop(ctx context.Context) error {
 			for a, at := range g.admitted {
 				if now.Sub(at) > 7*24*time.Hour {
 					delete(g.admitted, a)
+				}
+			}
+			for a, until := range g.authed {
+				if now.After(until) {
+					delete(g.authed, a)
 				}
 			}
 			g.mu.Unlock()

@@ -21,6 +21,7 @@ type Metrics struct {
 	Rejected      prometheus.Counter       // failure-like lines that could not be attributed
 	Bans          *prometheus.CounterVec   // bans, by reason
 	Admits        prometheus.Counter       // sources admitted by the inspector
+	Successes     *prometheus.CounterVec   // registrations and authentications admitted, by event and input
 	Verdicts      *prometheus.CounterVec   // inspector verdicts, by verdict and reason
 	InspectorPkts prometheus.Counter       // packets received from nflog
 	Overruns      prometheus.Counter       // nflog socket overruns (packets lost)
@@ -44,6 +45,8 @@ func NewMetrics() *Metrics {
 			Help: "Addresses banned, by reason (auth-failures, admitted-auth-failures, scanner)."}, []string{"reason"}),
 		Admits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "admits_total",
 			Help: "Sources admitted to SIP by the inspector (hostname knock or user-agent)."}),
+		Successes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "success_admits_total",
+			Help: "Sources admitted (or their admission extended) because Asterisk reported them registered or authenticated, by event (SuccessfulAuth, ContactStatus, PeerStatus) and input."}, []string{"event", "input"}),
 		Verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "inspector_verdicts_total",
 			Help: "Inspector verdicts on packets from nflog, by verdict and reason."}, []string{"verdict", "reason"}),
 		InspectorPkts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "inspector_packets_total",
@@ -63,7 +66,7 @@ func NewMetrics() *Metrics {
 		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "input_up",
 			Help: "1 when an input (log file, journal, AMI, nflog) is working."}, []string{"input"}),
 	}
-	m.Registry.MustRegister(m.Events, m.Rejected, m.Bans, m.Admits, m.Verdicts, m.InspectorPkts, m.Overruns,
+	m.Registry.MustRegister(m.Events, m.Rejected, m.Bans, m.Admits, m.Successes, m.Verdicts, m.InspectorPkts, m.Overruns,
 		m.SetEntries, m.Lag, m.BanLatency, m.Errors, m.Up)
 	for _, k := range events.Kinds() {
 		m.Events.WithLabelValues(k.String(), "log")

@@ -367,8 +367,12 @@ func renderMatch(m ir.Match, f ir.Family, proto uint8) (string, error) {
 		if expire < 10*time.Second {
 			expire = 10 * time.Second
 		}
-		return fmt.Sprintf("-m hashlimit --hashlimit-above %d/%s --hashlimit-burst %d --hashlimit-mode srcip --hashlimit-name %s --hashlimit-htable-max %d --hashlimit-htable-expire %d",
-			n, unitName(u), m.Burst, m.Name, m.Size, expire.Milliseconds()), nil
+		mode := "srcip"
+		if m.Dir == ir.DstAddr {
+			mode = "dstip"
+		}
+		return fmt.Sprintf("-m hashlimit --hashlimit-above %d/%s --hashlimit-burst %d --hashlimit-mode %s --hashlimit-name %s --hashlimit-htable-max %d --hashlimit-htable-expire %d",
+			n, unitName(u), m.Burst, mode, m.Name, m.Size, expire.Milliseconds()), nil
 	case ir.Payload:
 		return "", fmt.Errorf("raw payload matches are nftables only")
 	}

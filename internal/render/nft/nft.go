@@ -76,7 +76,7 @@ func List(rs *ir.Ruleset) (*ir.Listing, error) {
 				expire = 10 * time.Second
 			}
 			l.Add(ir.Entry{Kind: ir.EntrySet, File: File, Family: f, Text: fmt.Sprintf("\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\tsize %d\n\t\ttimeout %s\n\t\tcomment %s\n\t}\n\n",
-				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), Quote("per-source rate: "+r.Name))})
+				rateSetName(r.Name, f), addrType(f), r.Size, dur(expire), Quote(rateAbout(r)+r.Name))})
 		}
 	}
 	for i, c := range rs.Chains {
@@ -155,6 +155,14 @@ func renderSet(b *strings.Builder, s *ir.Set, f ir.Family) {
 		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
 	}
 	b.WriteString("\t}\n\n")
+}
+
+// rateAbout starts the comment of a rate set: whose bucket it holds.
+func rateAbout(r ir.SourceRateOver) string {
+	if r.Dir == ir.DstAddr {
+		return "per-destination rate: "
+	}
+	return "per-source rate: "
 }
 
 // rateLimits collects the per-source rate limiters, each declared once.
@@ -343,7 +351,7 @@ func renderMatch(m ir.Match, f ir.Family, proto uint8) (s string, isStmt bool, e
 	case ir.SourceRateOver:
 		n, u := ir.PerUnit(m.Rate, m.Per)
 		return fmt.Sprintf("update @%s { %s limit rate over %d/%s burst %d packets }",
-			rateSetName(m.Name, f), addrField(f, ir.SrcAddr), n, unitName(u), m.Burst), true, nil
+			rateSetName(m.Name, f), addrField(f, m.Dir), n, unitName(u), m.Burst), true, nil
 	case ir.String:
 		return "", false, fmt.Errorf("nftables cannot search for a string (%q)", m.Pattern)
 	case ir.Recent:

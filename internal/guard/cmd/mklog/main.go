@@ -7,10 +7,14 @@
 // stamp format. Between failures come -quiet ordinary lines (dialplan,
 // registrations, qualify, RTP), as a PBX writes them. The file's
 // modification time is the last line's, which gives the year to the stamps
-// that have none.
+// that have none. With -pbx freeswitch the ordinary lines are FreeSWITCH's
+// (the failure lines come from -corpus, e.g. fail2ban's FreeSWITCH test log;
+// -exclude drops the templates containing a text).
 //
 //	go run ./internal/guard/cmd/mklog -lines 200000 -sources 65536 -o /tmp/fail.log
 //	go run ./internal/guard/cmd/mklog -lines 200000 -quiet 999 -o /tmp/quiet.log
+//	go run ./internal/guard/cmd/mklog -pbx freeswitch -corpus internal/guard/events/testdata/fail2ban-freeswitch.log \
+//		-exclude "SIP auth challenge" -o /tmp/fs-fail.log
 package main
 
 import (
@@ -44,6 +48,17 @@ var ordinary = []string{
 	"[%s] VERBOSE[%d] res_pjsip_registrar.c: Removed contact 'sip:1002@192.0.2.%d:5060' from AOR '1002' due to expiration after %d seconds",
 }
 
+// ordinaryFreeSWITCH are FreeSWITCH's ordinary lines, %s the stamp.
+var ordinaryFreeSWITCH = []string{
+	"%s [NOTICE] switch_channel.c:1118 New Channel sofia/internal/%d@192.0.2.10 [51dd01fc-4d75-4ff4-9198-%012x]",
+	"%s [DEBUG] switch_core_state_machine.c:585 (sofia/internal/%d@192.0.2.10) Running State Change CS_NEW (Cur 1 Tot %d)",
+	"%s [DEBUG] sofia.c:10243 sofia/internal/%d@192.0.2.10 receiving invite from 192.0.2.11:5060 version: 1.10.9 -release 64bit",
+	"%s [INFO] mod_dialplan_xml.c:637 Processing %d <1001>->%d in context default",
+	"%s [NOTICE] sofia_reg.c:3243 Registered user %d@192.0.2.10 contact sip:1001@192.0.2.11:5060 expires %d",
+	"%s [WARNING] sofia_reg.c:1793 SIP auth challenge (REGISTER) on sofia profile 'internal' for [%d@192.0.2.10] from ip 192.0.2.11",
+	"%s [NOTICE] switch_channel.c:3993 Hangup sofia/internal/%d@192.0.2.10 [CS_EXECUTE] [NORMAL_CLEARING] %d",
+}
+
 func main() {
 	corpus := flag.String("corpus", "../shared/corpus/asterisk-logs/fail2ban-asterisk.log", "the annotated Asterisk log the failure lines are taken from")
 	lines := flag.Int("lines", 200000, "lines to write")
@@ -51,7 +66,19 @@ func main() {
 	quiet := flag.Int("quiet", 0, "ordinary lines after every failure")
 	step := flag.Duration("step", 10*time.Millisecond, "time between two lines")
 	out := flag.String("o", "", "output file (default standard output)")
+	pbx := flag.String("pbx", "asterisk", "the ordinary lines: asterisk or freeswitch")
+	exclude := flag.String("exclude", "", "drop the failure templates containing this text")
 	flag.Parse()
+	ord := ordinary
+	stampFormat := time.DateTime
+	switch *pbx {
+	case "asterisk":
+	case "freeswitch":
+		ord, stampFormat = ordinaryFreeSWITCH, "2006-01-02 15:04:05.000000"
+	default:
+		fmt.Fprintln(os.Stderr, "mklog: -pbx is asterisk or freeswitch")
+		os.Exit(2)
+	}
 	if *sources < 1 || *sources > 1<<17 || *lines < 1 || *quiet < 0 {
 		fmt.Fprintln(os.Stderr, "mklog: -lines and -sources must be positive (-sources at most 131072), -quiet not negative")
 		os.Exit(2)
@@ -63,6 +90,9 @@ func main() {
 	}
 	var v4, v6 []template
 	for _, t := range ts {
+		if *exclude != "" && strings.Contains(t.line, *exclude) {
+			continue
+		}
 		if t.v6 {
 			v6 = append(v6, t)
 		} else {
@@ -85,8 +115,8 @@ func main() {
 	for i := 0; i < *lines; i++ {
 		clock = clock.Add(*step)
 		if *quiet > 0 && i%(*quiet+1) != *quiet {
-			o := ordinary[i%len(ordinary)]
-			args := []any{clock.Format(time.DateTime), 1000 + i%30000}
+			o := ord[i%len(ord)]
+			args := []any{clock.Format(stampFormat), 1000 + i%30000}
 			for range strings.Count(o, "%") - 2 {
 				args = append(args, i)
 			}
@@ -194,6 +224,9 @@ func addrByte(c byte, v6 bool) bool {
 // restamp replaces the stamp a line starts with by t in the same format.
 func restamp(line string, t time.Time) string {
 	switch {
+	case len(line) > 27 && line[4] == '-' && line[10] == ' ' && line[19] == '.' && line[26] == ' ':
+		// FreeSWITCH "2013-12-31 17:39:54.767815 [WARNING] …"
+		return t.Format("2006-01-02 15:04:05.000000") + line[26:]
 	case len(line) > 21 && line[0] == '[' && line[20] == ']' && line[5] == '-':
 		return "[" + t.Format(time.DateTime) + line[20:]
 	case len(line) > 17 && line[0] == '[' && line[16] == ']':

@@ -7,7 +7,9 @@
 // friendly-scanner, as svmap sends it) from each of -sources addresses
 // (11.0.0.0/8, one after the other), to -dst port 5060, with valid IPv4
 // and UDP checksums. The flood runs for -duration and prints the frames
-// sent and the rate.
+// sent and the rate. With -once every source sends one frame and the
+// flood stops: a warm-up that lets the ruleset (or sipwall guard) meet
+// every source before the measurement.
 //
 //	sipflood -iface eth0 -dst 192.0.2.10 -dst-mac 02:00:00:00:00:10 -sources 10000 -duration 3s
 //	sipflood -sink :5060 -duration 5s
@@ -35,12 +37,13 @@ func main() {
 	duration := flag.Duration("duration", 3*time.Second, "how long to send (or to listen, with -sink)")
 	batch := flag.Int("batch", 64, "frames per sendmmsg")
 	sink := flag.String("sink", "", "count UDP datagrams received on this address instead of sending")
+	once := flag.Bool("once", false, "send each source's frame once, then stop (a warm-up)")
 	flag.Parse()
 	var err error
 	if *sink != "" {
 		err = runSink(*sink, *duration)
 	} else {
-		err = flood(*iface, *dst, *dstMAC, *sources, *duration, *batch)
+		err = flood(*iface, *dst, *dstMAC, *sources, *duration, *batch, *once)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sipflood:", err)
@@ -68,7 +71,7 @@ func runSink(addr string, d time.Duration) error {
 	return nil
 }
 
-func flood(iface, dst, dstMAC string, sources int, d time.Duration, batch int) error {
+func flood(iface, dst, dstMAC string, sources int, d time.Duration, batch int, once bool) error {
 	if sources < 1 || sources > 1<<24 || batch < 1 || batch > 1024 {
 		return fmt.Errorf("-sources must be 1..16777216 and -batch 1..1024")
 	}
@@ -109,7 +112,7 @@ func flood(iface, dst, dstMAC string, sources int, d time.Duration, batch int) e
 	sent, next := 0, 0
 	start := time.Now()
 	deadline := start.Add(d)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && !(once && sent >= len(frames)) {
 		for i := range hdrs {
 			f := frames[next]
 			next++
