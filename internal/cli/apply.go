@@ -131,7 +131,9 @@ func runApply(e *env) int {
 		if *asJSON {
 			out = e.stderr // stdout is for the JSON
 		}
-		if err := startGuard(e.ctx, out, name, *stateDir, guardStartWait); err != nil {
+		if err := startGuard(e.ctx, out, name, *stateDir, guardStartWait); err != nil && plan.optional {
+			fmt.Fprintf(e.stderr, "warning: the ruleset is applied, but restarting sipwall guard so that it follows it failed: %v\n", err)
+		} else if err != nil {
 			fmt.Fprintf(e.stderr, "sipwall apply: %v\n", err)
 			if _, rerr := m.RollbackBecause(e.ctx, apply.WhyGuardFailed); rerr != nil {
 				fmt.Fprintf(e.stderr, "sipwall apply: rolling back: %v\n", rerr)

@@ -62,6 +62,9 @@ type guardPlan struct {
 	refusal string
 	// note is said after the apply.
 	note string
+	// optional: the ruleset does not need guard; a restart that fails is
+	// a warning, not a rollback.
+	optional bool
 }
 
 // guardRunning reports whether sipwall guard runs for state directory
@@ -81,10 +84,18 @@ func guardRunning(stateDir string) (backend.Name, int, bool, string) {
 // applied as far as guard is concerned: guard runs (for this state
 // directory), or its unit can be started, or --without-guard was given.
 func planGuard(ctx context.Context, p *policy.Policy, name backend.Name, stateDir string, without bool) guardPlan {
-	if !needsGuard(p, name) {
-		return guardPlan{}
-	}
 	runsWith, pid, running, why := guardRunning(stateDir)
+	if !needsGuard(p, name) {
+		// A guard that runs (for its log bans) follows the new policy
+		// and backend too.
+		switch {
+		case !running:
+			return guardPlan{}
+		case guardUnit.Installed(ctx):
+			return guardPlan{restart: true, optional: true}
+		}
+		return guardPlan{note: fmt.Sprintf("sipwall guard (pid %d) keeps the policy and backend it started with: restart it so that it follows this apply", pid)}
+	}
 	switch {
 	case guardUnit.Installed(ctx):
 		// Restarted after the apply: guard follows the new ruleset

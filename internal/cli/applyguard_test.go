@@ -125,16 +125,27 @@ type execUnit struct {
 	start      bool
 	restarted  *bool
 	guardProcs *[]*exec.Cmd
+	policy     string // the policy guard runs with (default the lab's)
 }
 
 func (u execUnit) Installed(context.Context) bool { return true }
 
 func (u execUnit) Restart(context.Context) error {
 	*u.restarted = true
+	// As systemd's restart: the guard that runs stops first.
+	for _, c := range *u.guardProcs {
+		if c.ProcessState == nil {
+			syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+			c.Wait()
+		}
+	}
 	if !u.start {
 		return nil
 	}
 	policy, _ := filepath.Abs(lab)
+	if u.policy != "" {
+		policy = u.policy
+	}
 	cmd := exec.Command("ip", "netns", "exec", u.ns, u.bin, "guard", "-c", policy, "--state-dir", u.dir, "--metrics", "off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -184,5 +195,29 @@ func TestApplyStartsGuardUnit(t *testing.T) {
 	}
 	if st, ok := guardStatus(dir); !ok || !st.Running || st.Backend != "nftables" {
 		t.Errorf("guard's status after apply: %+v %v", st, ok)
+	}
+
+	// A ruleset that does not need guard (the knock in the kernel) still
+	// restarts the guard that runs, so that it follows the new policy and
+	// backend; the switch carries the lists and leaves no nftables table.
+	if code, _, errs := inNS(t, ns, "ban", "203.0.113.77"); code != exitOK {
+		t.Fatalf("ban: %s", errs)
+	}
+	restarted = false
+	text, _ := os.ReadFile(lab)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	logf := filepath.Join(t.TempDir(), "security.log")
+	os.WriteFile(logf, nil, 0o644)
+	os.WriteFile(pol, append(text, []byte("\nguard:\n  logs: ["+logf+"]\n")...), 0o644)
+	guardUnit = execUnit{ns: ns, bin: bin, dir: dir, start: true, restarted: &restarted, guardProcs: &procs, policy: pol}
+	code, out, errs = inNS(t, ns, "apply", "-c", pol, "--backend", "iptables", "--confirm", "0")
+	if code != exitOK || !restarted || !strings.Contains(out, "sipwall guard runs (pid") || sipwallTable(t, ns) {
+		t.Fatalf("apply with iptables while guard runs: exit %d, restarted %v: %s%s", code, restarted, out, errs)
+	}
+	if st, ok := guardStatus(dir); !ok || !st.Running || st.Backend != "iptables" {
+		t.Errorf("guard's status after the switch: %+v %v", st, ok)
+	}
+	if sets := nstest.Run(t, ns, "ipset", "list", "sipwall-banned4"); !strings.Contains(sets, "203.0.113.77") {
+		t.Errorf("the ban did not follow the switch:\n%s", sets)
 	}
 }

@@ -30,7 +30,13 @@ type Change struct {
 	Set     []Ban
 	Del     []netip.Prefix
 	Skipped []Skip
+	// Took is how long the pull's parts took (set by Bouncer.Once).
+	Took Timing
 }
+
+// Timing splits a pull's time: the LAPI's answer received and decoded, the
+// picture updated, the kernel written.
+type Timing struct{ Pull, Picture, Kernel time.Duration }
 
 // Empty reports whether the change asks nothing of the kernel.
 func (c *Change) Empty() bool { return !c.Full && len(c.Set) == 0 && len(c.Del) == 0 }

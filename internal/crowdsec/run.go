@@ -106,14 +106,18 @@ func (b *Bouncer) Once(ctx context.Context, startup bool) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	pulled := b.now()
 	ch := b.Decisions.Apply(s, startup, b.now(), func(scope, value string) ([]Decision, error) {
 		return b.Client.Active(ctx, scope, value)
 	})
+	s = nil
+	pictured := b.now()
 	if !ch.Empty() {
 		if err := b.Sink.Apply(ctx, ch); err != nil {
 			return ch, err
 		}
 	}
+	ch.Took = Timing{Pull: pulled.Sub(now), Picture: pictured.Sub(pulled), Kernel: b.now().Sub(pictured)}
 	if m := b.Metrics; m != nil {
 		m.Added.Add(float64(len(ch.Set)))
 		m.Deleted.Add(float64(len(ch.Del)))
@@ -159,9 +163,11 @@ func (b *Bouncer) Run(ctx context.Context) error {
 			// A full pull decodes the LAPI's whole picture (15 MB of JSON
 			// for 100,000 decisions): give that memory back now rather
 			// than hold it until the next resync.
+			took := ch.Took
 			ch = nil
 			debug.FreeOSMemory()
-			b.log().Info("crowdsec full pull enforced", "enforced", b.Decisions.Len(), "took", b.now().Sub(began).Round(time.Millisecond))
+			b.log().Info("crowdsec full pull enforced", "enforced", b.Decisions.Len(), "pull", took.Pull.Round(time.Millisecond),
+				"picture", took.Picture.Round(time.Millisecond), "kernel", took.Kernel.Round(time.Millisecond), "took", b.now().Sub(began).Round(time.Millisecond))
 		} else if err == nil && !ch.Empty() {
 			b.log().Debug("crowdsec pull enforced", "set", len(ch.Set), "deleted", len(ch.Del), "took", b.now().Sub(began).Round(time.Millisecond))
 		}
