@@ -529,12 +529,12 @@ func runUnban(e *env) int {
 	var only listFlag
 	fs.Var(&only, "list", "take entries out of this `list` only (without addresses: all of its entries)")
 	reason := fs.String("reason", "", "take out every entry whose reason holds this `text` (any case)")
-	all := fs.Bool("all", false, "take out every entry of the banned, scanners and trapped lists")
+	all := fs.Bool("all", false, "take out every entry of the banned, scanners, trapped and answered lists")
 	yes := fs.Bool("yes", false, "do not ask for confirmation (needed when not on a terminal)")
 	if code, ok := parseFlags(fs, e.args); !ok {
 		return code
 	}
-	from := []string{compile.SetBanned, compile.SetScanners, compile.SetTrapped}
+	var from []string // nil: every ban list the applied ruleset has
 	if len(only) > 0 {
 		for _, l := range only {
 			if err := lists.CheckList(l); err != nil {
@@ -559,6 +559,9 @@ func runUnban(e *env) int {
 	s, ok := openStore(e, "unban", *stateDir)
 	if !ok {
 		return exitFailure
+	}
+	if from == nil {
+		from = s.BanLists()
 	}
 	for _, l := range from {
 		if !hasList(s, l) {
@@ -629,14 +632,22 @@ func isTerminal(r io.Reader) bool {
 }
 
 func removeCommand(e *env, cmd string, from []string, file, stateDir string, args []string, asJSON bool) int {
-	// Networks are accepted here (the first list takes them).
-	prefixes, _, ok := readItems(e, cmd, from[0], args, file)
+	// Networks are accepted here (the first list takes them); no lists
+	// means every ban list the applied ruleset has.
+	first := compile.SetBanned
+	if len(from) > 0 {
+		first = from[0]
+	}
+	prefixes, _, ok := readItems(e, cmd, first, args, file)
 	if !ok {
 		return exitUsage
 	}
 	s, ok := openStore(e, cmd, stateDir)
 	if !ok {
 		return exitFailure
+	}
+	if from == nil {
+		from = s.BanLists()
 	}
 	res, err := s.Remove(e.ctx, from, prefixes)
 	if err != nil {

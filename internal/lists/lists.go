@@ -25,13 +25,14 @@ import (
 )
 
 // Names are the dynamic lists, in the order they are shown.
-var Names = []string{compile.SetBanned, compile.SetScanners, compile.SetTrapped, compile.SetAdmitted, compile.SetAllowed}
+var Names = []string{compile.SetBanned, compile.SetScanners, compile.SetTrapped, compile.SetAnswered, compile.SetAdmitted, compile.SetAllowed}
 
 // about says in words what each list is.
 var about = map[string]string{
 	compile.SetBanned:   "banned by hand or by guard: every port",
 	compile.SetScanners: "SIP scanners (user-agent signature): every port",
 	compile.SetTrapped:  "port scanners caught by a trap port: every port",
+	compile.SetAnswered: "sources that collected too many failure answers from the PBX (sip.answers): every port",
 	compile.SetAdmitted: "sources admitted to SIP by their knock",
 	compile.SetAllowed:  "sources admitted to SIP by hand",
 }
@@ -364,9 +365,22 @@ func (s *Store) Allow(ctx context.Context, items []Item) (*Result, error) {
 }
 
 // Unban removes prefixes from the banned list and, for single addresses,
-// from the scanners and trapped lists too.
+// from the scanners, trapped and answered lists too (those the applied
+// ruleset has).
 func (s *Store) Unban(ctx context.Context, prefixes []netip.Prefix) (*Result, error) {
-	return s.Remove(ctx, []string{compile.SetBanned, compile.SetScanners, compile.SetTrapped}, prefixes)
+	return s.Remove(ctx, s.BanLists(), prefixes)
+}
+
+// BanLists are the lists of bans sipwall makes on this host, those the
+// applied ruleset has: banned, scanners, trapped, answered.
+func (s *Store) BanLists() []string {
+	var out []string
+	for _, l := range []string{compile.SetBanned, compile.SetScanners, compile.SetTrapped, compile.SetAnswered} {
+		if len(backend.SetsOf(s.Sets, l)) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Disallow removes prefixes from the allowed list.
