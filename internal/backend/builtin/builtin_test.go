@@ -151,6 +151,16 @@ func TestSetStore(t *testing.T) {
 				t.Errorf("sets read from the kernel:\n%s\nwant (from the IR):\n%s", got, want)
 			}
 
+			// The longest timeout the backend says it takes, it takes
+			// (added and replaced: a fleet's decisions are capped to it).
+			long := entry("banned", "203.0.113.99", be.MaxTimeout(), "longest")
+			if _, _, err := st.Add(ctx, []backend.Entry{long}); err != nil {
+				t.Errorf("add with MaxTimeout %v: %v", be.MaxTimeout(), err)
+			}
+			if err := st.Delete(ctx, []backend.Entry{long}); err != nil {
+				t.Error(err)
+			}
+
 			// An entry for a set the ruleset lacks, a network for a list
 			// of addresses: refused before anything runs.
 			if _, _, err := be.Store(sets[:1]).Add(ctx, []backend.Entry{entry("trapped", "203.0.113.7", 0, "")}); !errors.Is(err, backend.ErrNoSet) {

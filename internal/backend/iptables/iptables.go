@@ -36,9 +36,9 @@ func New(h backend.Host) *Backend { return &Backend{h: h, run: system.Exec{NS: h
 // Name implements backend.Backend.
 func (b *Backend) Name() backend.Name { return backend.IPTables }
 
-// MaxTimeout is the longest ipset timeout: ipset keeps timeouts in
-// milliseconds in a 32-bit number.
-func (b *Backend) MaxTimeout() time.Duration { return 4294967 * time.Second }
+// MaxTimeout is ipset's longest timeout: the ipset tool refuses more than
+// 2147483 s (the kernel's jiffies-based limit, about 24.8 days).
+func (b *Backend) MaxTimeout() time.Duration { return 2147483 * time.Second }
 
 // Sets names the ruleset's sets as render/iptables does: sipwall-NAME4 and
 // sipwall-NAME6, every one a hash:net.
