@@ -352,7 +352,10 @@ func (o *output) time(t time.Time) {
 	o.b = append(o.b, '"')
 }
 
-func (o *output) kinds(counts []int) {
+func (o *output) kinds(counts []int) { kindsJSON(o, counts) }
+
+// kindsJSON writes {"kind": count, …} for the kinds counted.
+func kindsJSON[N int | uint32](o *output, counts []N) {
 	o.b = append(o.b, '{')
 	first := true
 	for k, n := range counts {
@@ -400,21 +403,9 @@ func (o *output) addressJSON(a Address, kinds []uint32) {
 	o.b = a.Addr.AppendTo(o.b)
 	o.str("\", \"failures\": ")
 	o.int(int64(a.Failures))
-	o.str(", \"events\": {")
-	first := true
-	for k, n := range kinds {
-		if n == 0 {
-			continue
-		}
-		if !first {
-			o.str(", ")
-		}
-		first = false
-		o.quote(events.Kind(k).String())
-		o.str(": ")
-		o.int(int64(n))
-	}
-	o.str("}, \"verdict\": ")
+	o.str(", \"events\": ")
+	kindsJSON(o, kinds)
+	o.str(", \"verdict\": ")
 	o.quote(a.Verdict)
 	if a.Reason != "" {
 		o.str(", \"reason\": ")
